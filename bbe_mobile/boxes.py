@@ -1,0 +1,70 @@
+"""Box embedding: the anchor, Girshick encode/decode and IoU (paper sections 3.2 and 4.3).
+
+All boxes are ``x1, y1, x2, y2`` in input pixels, pixel ``k`` spanning ``[k, k + 1)``.
+Arithmetic is float64 (see ``docs/grouper.md``, "Precision").
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+ANCHOR_AREA = 96.0 ** 2
+ANCHOR_ASPECT = 1.5  # height / width
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """Anchor box size in input pixels (default: area 96², h/w = 1.5) and the clamp of log-scales."""
+
+    w: float = math.sqrt(ANCHOR_AREA / ANCHOR_ASPECT)
+    h: float = math.sqrt(ANCHOR_AREA * ANCHOR_ASPECT)
+    max_log_scale: float = 4.0
+
+
+def anchor_centers(height: int, width: int, stride: float) -> tuple[np.ndarray, np.ndarray]:
+    """Centres of the output cells in input pixels: cell (i, j) sits at ((j + 0.5)·stride, (i + 0.5)·stride).
+
+    Returns ``(cx, cy)``, each ``(H, W)`` float64.
+    """
+    cy, cx = np.meshgrid((np.arange(height) + 0.5) * stride, (np.arange(width) + 0.5) * stride, indexing="ij")
+    return cx, cy
+
+
+def decode_boxes(offsets: np.ndarray, cx: np.ndarray, cy: np.ndarray, anchor: Anchor = Anchor()) -> np.ndarray:
+    """Offsets ``(..., 4)`` (dx, dy, dw, dh) at anchor centres ``cx, cy`` (...) -> boxes ``(..., 4)`` float64."""
+    o = np.asarray(offsets, dtype=np.float64)
+    w = anchor.w * np.exp(np.clip(o[..., 2], -anchor.max_log_scale, anchor.max_log_scale))
+    h = anchor.h * np.exp(np.clip(o[..., 3], -anchor.max_log_scale, anchor.max_log_scale))
+    bx = cx + o[..., 0] * anchor.w
+    by = cy + o[..., 1] * anchor.h
+    return np.stack([bx - w / 2, by - h / 2, bx + w / 2, by + h / 2], axis=-1)
+
+
+def encode_boxes(boxes: np.ndarray, cx: np.ndarray, cy: np.ndarray, anchor: Anchor = Anchor()) -> np.ndarray:
+    """Boxes ``(..., 4)`` x1 y1 x2 y2 (positive size) at anchor centres -> offsets ``(..., 4)`` float64."""
+    b = np.asarray(boxes, dtype=np.float64)
+    w = b[..., 2] - b[..., 0]
+    h = b[..., 3] - b[..., 1]
+    bx = b[..., 0] + w / 2
+    by = b[..., 1] + h / 2
+    return np.stack([(bx - cx) / anchor.w, (by - cy) / anchor.h, np.log(w / anchor.w), np.log(h / anchor.h)], axis=-1)
+
+
+def box_area(boxes: np.ndarray) -> np.ndarray:
+    """Area of boxes ``(..., 4)``; negative extents count as 0."""
+    b = np.asarray(boxes, dtype=np.float64)
+    return np.maximum(b[..., 2] - b[..., 0], 0) * np.maximum(b[..., 3] - b[..., 1], 0)
+
+
+def pairwise_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every box in ``a`` (N, 4) with every box in ``b`` (M, 4) -> (N, M) float64."""
+    a = np.asarray(a, dtype=np.float64)[:, None, :]
+    b = np.asarray(b, dtype=np.float64)[None, :, :]
+    iw = np.maximum(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0)
+    ih = np.maximum(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0)
+    inter = iw * ih
+    union = box_area(a) + box_area(b) - inter
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(union > 0, inter / union, 0.0)

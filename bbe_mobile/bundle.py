@@ -1,0 +1,120 @@
+"""Model bundles: a directory holding ``model.keras`` (loaded in safe mode) and ``bbe.json`` (architecture,
+input size, grouper thresholds). The bundled default lives in ``models/bbe_mnv2_035``."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from bbe_mobile.grouper import GrouperConfig
+from bbe_mobile.model import ModelConfig
+
+DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "bbe_mnv2_035"
+MODEL_FILE = "model.keras"
+CONFIG_FILE = "bbe.json"
+
+
+class ModelError(ValueError):
+    """A model path that cannot be loaded (missing, corrupt, incompatible)."""
+
+
+@dataclass
+class ModelBundle:
+    """A loaded model: Keras ``model``, its ``config`` (architecture), ``input_size`` (canvas side, px),
+    ``grouper`` thresholds, ``name`` and free-form ``info`` (training facts)."""
+
+    model: object
+    config: ModelConfig
+    input_size: int
+    grouper: GrouperConfig
+    name: str
+    info: dict
+
+    @property
+    def stride(self) -> int:
+        return self.config.stride
+
+    def resized(self, input_size: int) -> "ModelBundle":
+        """The same weights in a model built for another input side (a multiple of 16)."""
+        if input_size == self.input_size:
+            return self
+        from bbe_mobile.model import build_bbe  # noqa: PLC0415
+
+        model = build_bbe(input_size, **_build_kwargs(self.config))
+        model.set_weights(self.model.get_weights())
+        return dataclasses.replace(self, model=model, input_size=input_size)
+
+
+def _build_kwargs(config: ModelConfig) -> dict:
+    return {"backbone": config.backbone, "alpha": config.alpha, "output_stride": config.output_stride,
+            "aspp_enabled": config.aspp, "aspp_filters": config.aspp_filters,
+            "decoder_filters": config.decoder_filters, "box_head": config.box_head,
+            "full_resolution": config.full_resolution}
+
+
+def build_from_config(config: ModelConfig, input_size: int, backbone_weights: str | None = None):
+    """``build_bbe`` from a ``ModelConfig``."""
+    from bbe_mobile.model import build_bbe  # noqa: PLC0415
+
+    return build_bbe(input_size, backbone_weights=backbone_weights, **_build_kwargs(config))
+
+
+def load_bundle(path: str | os.PathLike | None = None, input_size: int | None = None,
+                output_stride: int | None = None) -> ModelBundle:
+    """Load a model bundle directory (default: the bundled model). ``input_size`` / ``output_stride`` rebuild
+    the network for another canvas side or output stride (the same weights load into both strides)."""
+    import keras  # noqa: PLC0415
+
+    root = Path(path) if path is not None else DEFAULT_MODEL
+    if not root.exists():
+        hint = " (the bundled default model is missing from this install; pass --model)" if path is None else ""
+        raise ModelError(f"model not found: {root}{hint}")
+    model_file = root / MODEL_FILE if root.is_dir() else root
+    config_file = (root if root.is_dir() else root.parent) / CONFIG_FILE
+    try:
+        meta = json.loads(config_file.read_text())
+        config = ModelConfig(**meta["model"])
+        config.validate()
+        grouper = GrouperConfig(**meta.get("grouper", {}))
+        grouper.validate()
+    except FileNotFoundError:
+        raise ModelError(f"{config_file} not found: a model bundle needs {MODEL_FILE} and {CONFIG_FILE}") from None
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"bad model config {config_file}: {exc}") from None
+    if not model_file.is_file() or not zipfile.is_zipfile(model_file):
+        raise ModelError(f"not a Keras model file: {model_file}")
+    try:
+        model = keras.saving.load_model(model_file, compile=False, safe_mode=True)
+    except Exception as exc:  # Keras raises many types for a corrupt or foreign file
+        raise ModelError(f"cannot load {model_file}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from None
+    bundle = ModelBundle(model, config, int(meta["input_size"]), grouper, meta.get("name", root.name),
+                         meta.get("info", {}))
+    if output_stride is not None and output_stride != config.output_stride:
+        config = dataclasses.replace(config, output_stride=output_stride)
+        rebuilt = build_from_config(config, bundle.input_size)
+        rebuilt.set_weights(model.get_weights())
+        bundle = dataclasses.replace(bundle, model=rebuilt, config=config)
+    return bundle.resized(input_size) if input_size else bundle
+
+
+def save_bundle(directory: str | os.PathLike, model, config: ModelConfig, input_size: int, grouper: GrouperConfig,
+                name: str, info: dict | None = None) -> Path:
+    """Write ``model.keras`` and ``bbe.json`` into ``directory`` atomically (a temp dir, then renames)."""
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-bundle-", dir=out))
+    try:
+        model.save(tmp / MODEL_FILE)
+        doc = {"name": name, "input_size": input_size, "stride": config.stride, "model": dataclasses.asdict(config),
+               "grouper": dataclasses.asdict(grouper), "info": info or {}}
+        (tmp / CONFIG_FILE).write_text(json.dumps(doc, indent=1) + "\n")
+        os.replace(tmp / MODEL_FILE, out / MODEL_FILE)
+        os.replace(tmp / CONFIG_FILE, out / CONFIG_FILE)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out

@@ -1,0 +1,270 @@
+"""Golden vectors for the grouper: language-neutral cases that Python, Swift and Kotlin must reproduce exactly.
+
+Format (``tests/golden/``): ``index.json`` lists the case names; case ``NAME`` is ``NAME.json`` (sizes, stride,
+config, expected ``boxes`` and ``scores``, file names, optional ``image`` block for the letterbox upsampling)
+plus raw little-endian row-major files ``NAME.prob.f32`` (H·W float32), ``NAME.offsets.f32`` (H·W·4 float32),
+``NAME.labels.i32`` (H·W int32) and, with an ``image`` block, ``NAME.image_labels.i32`` (h0·w0 int32).
+Every decision in a case is at least ``MIN_MARGIN`` away from a threshold or a tie (checked on generation).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from bbe_mobile.boxes import anchor_centers, decode_boxes, encode_boxes, pairwise_iou
+from bbe_mobile.grouper import GrouperConfig, Instances, boxes_to_image, find_peaks, group, labels_to_image, nms
+
+MIN_MARGIN = 1e-4
+BENCH_SIZES = (65, 129, 257)
+BENCH_PEOPLE = (1, 5, 10, 20)
+
+
+@dataclasses.dataclass(frozen=True)
+class GoldenCase:
+    """One grouper input with its description; ``image_hw``/``scale`` add a letterbox upsampling check."""
+
+    name: str
+    description: str
+    prob: np.ndarray
+    offsets: np.ndarray
+    stride: float = 4.0
+    config: GrouperConfig = GrouperConfig()
+    image_hw: tuple[int, int] | None = None
+    scale: float | None = None
+    bench_people: int | None = None
+
+
+def decision_margin(prob: np.ndarray, offsets: np.ndarray, stride: float, config: GrouperConfig) -> float:
+    """Smallest distance of any grouper decision from flipping (thresholds and IoU ties), conservative."""
+    prob = prob.astype(np.float64)
+    margins = [np.inf, np.min(np.abs(prob - config.t_c)), np.min(np.abs(prob - config.t_fg))] if prob.size else [np.inf]
+    if prob.size == 0:
+        return np.inf
+    h, w = prob.shape
+    cx, cy = anchor_centers(h, w, stride)
+    boxes = decode_boxes(offsets.reshape(-1, 4), cx.ravel(), cy.ravel(), config.anchor)
+    peaks = find_peaks(prob, config.t_c)
+    if peaks.size:
+        kept = boxes[peaks][nms(boxes[peaks], prob.ravel()[peaks], config.t_nms, config.max_instances)]
+        margins.append(np.min(np.abs(pairwise_iou(boxes[peaks], kept) - config.t_nms)))
+        person = np.flatnonzero(prob.ravel() >= config.t_fg)
+        if person.size:
+            iou = np.sort(pairwise_iou(boxes[person], kept), axis=1)[:, ::-1]
+            margins.append(np.min(np.abs(iou[:, 0] - config.t_iou)))
+            if iou.shape[1] > 1:
+                contested = iou[:, 0] >= config.t_iou - MIN_MARGIN
+                if contested.any():
+                    margins.append(np.min(iou[contested, 0] - iou[contested, 1]))
+    return float(min(margins))
+
+
+def _nudge(prob: np.ndarray, config: GrouperConfig) -> np.ndarray:
+    """Move probabilities lying within 2·MIN_MARGIN of t_c or t_fg away from the threshold (float32)."""
+    p = prob.astype(np.float64)
+    for t in (config.t_c, config.t_fg):
+        near = np.abs(p - t) < 2 * MIN_MARGIN
+        p[near] = t + np.where(p[near] >= t, 3 * MIN_MARGIN, -3 * MIN_MARGIN)
+    return p.astype(np.float32)
+
+
+def _blank(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.zeros((h, w), np.float32), np.zeros((h, w, 4), np.float32)
+
+
+def _person(prob, offsets, box, stride, peak=0.95, edge=0.7, shape="ellipse"):
+    """Paint one synthetic person whose instance box is ``box`` (input px) onto the maps, in front."""
+    h, w = prob.shape
+    cx, cy = anchor_centers(h, w, stride)
+    bx, by = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    rx, ry = (box[2] - box[0]) / 2, (box[3] - box[1]) / 2
+    r2 = ((cx - bx) / rx) ** 2 + ((cy - by) / ry) ** 2
+    inside = r2 <= 1 if shape == "ellipse" else (np.abs(cx - bx) <= rx) & (np.abs(cy - by) <= ry)
+    prob[inside] = (peak - (peak - edge) * np.minimum(r2, 1))[inside] if shape == "ellipse" else peak
+    offsets[inside] = encode_boxes(np.broadcast_to(np.asarray(box, float), (int(inside.sum()), 4)), cx[inside], cy[inside])
+
+
+def edge_cases() -> list[GoldenCase]:
+    """Hand-made cases: empty maps, one pixel, plateaus, ties, touching/overlapping people, borders, > 20 peaks."""
+    cases = []
+    p, o = _blank(16, 16)
+    cases.append(GoldenCase("no_person", "all-zero map: no instance", p, o))
+    p, o = _blank(0, 0)
+    cases.append(GoldenCase("empty_map", "0x0 map: no instance", p, o))
+    p, o = _blank(8, 8)
+    p[3, 5] = 0.9
+    cases.append(GoldenCase("one_pixel", "a single person cell, zero offsets: the anchor box", p, o))
+    p, o = _blank(8, 8)
+    p[2:5, 2:5] = 0.55
+    cases.append(GoldenCase("below_t_c", "person cells (p >= t_fg) but no peak >= t_c: no instance", p, o))
+    p, o = _blank(12, 12)
+    _person(p, o, (8, 8, 40, 40), 4, shape="box", peak=0.8)
+    cases.append(GoldenCase("plateau", "a plateau of equal probabilities: many peaks, NMS keeps the first in raster order", p, o))
+    p, o = _blank(24, 48)
+    _person(p, o, (10, 10, 60, 90), 4, peak=0.9)
+    _person(p, o, (120, 10, 170, 90), 4, peak=0.9)
+    cases.append(GoldenCase("equal_peaks", "two people with equal peak probability: raster order decides", p, o))
+    p, o = _blank(32, 32)
+    _person(p, o, (20, 10, 64, 110), 4, peak=0.93)
+    _person(p, o, (64, 12, 108, 112), 4, peak=0.9)
+    cases.append(GoldenCase("touching", "two people whose boxes touch", p, o))
+    p, o = _blank(32, 32)
+    _person(p, o, (20, 10, 80, 120), 4, peak=0.92)
+    _person(p, o, (50, 14, 110, 124), 4, peak=0.96)
+    cases.append(GoldenCase("overlapping", "two heavily overlapping people (box IoU about 0.33, both kept)", p, o))
+    p, o = _blank(16, 16)
+    _person(p, o, (-20, -30, 20, 30), 4, peak=0.9)
+    _person(p, o, (44, 34, 84, 94), 4, peak=0.85)
+    cases.append(GoldenCase("borders", "people cut by the map's top-left and bottom-right borders", p, o))
+    p, o = _blank(40, 40)
+    for k in range(25):
+        i, j = divmod(k, 5)
+        _person(p, o, (j * 32 + 2, i * 32 + 2, j * 32 + 30, i * 32 + 30), 4, peak=0.9 - 0.01 * k, edge=0.62, shape="ellipse")
+    cases.append(GoldenCase("many_peaks", "25 separate people: only max_instances = 20 are kept", p, o))
+    p, o = _blank(16, 16)
+    _person(p, o, (10, 10, 50, 50), 4, peak=0.9)
+    p[12:14, 12:14] = 0.55  # person cells, not peaks
+    o[12:14, 12:14] = np.array([3.0, -2.0, 5.0, -6.0], np.float32)  # far boxes, log-scales beyond the clamp
+    cases.append(GoldenCase("unassigned", "person cells whose boxes overlap no kept box stay 0; dw/dh clamped", p, o))
+    p, o = _blank(16, 16)
+    _person(p, o, (10, 10, 50, 50), 4, peak=0.9)
+    p[12, 12] = 0.45
+    o[12, 12] = np.array([1.5, 1.0, 0.5, 0.3], np.float32)
+    cases.append(GoldenCase("dropped_instance", "t_c < t_fg: a kept box with no cell is dropped and labels renumbered",
+                            p, o, config=GrouperConfig(t_c=0.4, t_fg=0.6)))
+    p, o = _blank(20, 20)
+    _person(p, o, (5, 5, 45, 65), 4, peak=0.9)
+    _person(p, o, (30, 20, 75, 80), 4, peak=0.8)
+    cases.append(GoldenCase("custom_config", "non-default thresholds and stride 4.5",
+                            p, o, stride=4.5, config=GrouperConfig(t_c=0.7, t_nms=0.2, t_iou=0.5, max_instances=1)))
+    return [dataclasses.replace(c, prob=_nudge(c.prob, c.config)) for c in cases]
+
+
+def synthetic_people(size: int, people: int, seed: int, coverage: float = 0.3, stride: float = 4.0):
+    """A size x size map with ``people`` elliptic people covering about ``coverage`` of the cells, overlapping."""
+    rng = np.random.default_rng(seed)
+    p, o = _blank(size, size)
+    side = size * stride
+    area = coverage * side * side / people / (np.pi / 4)
+    for _ in range(people):
+        bw = np.sqrt(area / 2.0) * rng.uniform(0.85, 1.15)
+        bh = 2.0 * bw
+        x1 = rng.uniform(-0.1 * bw, side - 0.9 * bw)
+        y1 = rng.uniform(-0.1 * bh, side - 0.9 * bh)
+        _person(p, o, (x1, y1, x1 + bw, y1 + bh), stride, peak=rng.uniform(0.85, 0.99), edge=0.65)
+    person = p > 0
+    o[person] += rng.normal(0, 0.01, (int(person.sum()), 4)).astype(np.float32)
+    p[~person] = rng.uniform(0.0, 0.3, int((~person).sum())).astype(np.float32)
+    return p, o
+
+
+def bench_cases() -> list[GoldenCase]:
+    """The benchmark cases: map sizes 65, 129, 257 with 1, 5, 10 and 20 people (30% coverage), margin-checked."""
+    cases = []
+    for size in BENCH_SIZES:
+        for people in BENCH_PEOPLE:
+            for seed in range(100):
+                p, o = synthetic_people(size, people, seed=1000 * size + 10 * people + seed)
+                p = _nudge(p, GrouperConfig())
+                if decision_margin(p, o, 4.0, GrouperConfig()) >= MIN_MARGIN:
+                    break
+            else:
+                raise RuntimeError(f"no margin-safe synthetic case for {size}x{size}, {people} people")
+            cases.append(GoldenCase(f"bench_{size}_{people}", f"benchmark: {size}x{size} map, {people} people, "
+                                    "about 30% person cells", p, o, bench_people=people))
+    return cases
+
+
+def coco_cases(images_dir: str, annotations: str, count: int = 3, size: int = 256) -> list[GoldenCase]:
+    """Cases from real COCO annotations: images with 2+ people, letterboxed to ``size``, targets at stride 4
+    turned into maps (probability from cell coverage with a centre bump, exact box offsets)."""
+    from pycocotools.coco import COCO  # noqa: PLC0415 (only needed here)
+
+    from bbe_mobile.letterbox import Letterbox, letterbox_masks
+    from bbe_mobile.targets import annotation_masks, build_targets, mask_boxes
+
+    with open(os.devnull, "w") as devnull:
+        import contextlib
+        with contextlib.redirect_stdout(devnull):
+            coco = COCO(annotations)
+    cases = []
+    config = GrouperConfig()
+    for image_id in sorted(coco.getImgIds()):
+        info = coco.loadImgs(image_id)[0]
+        anns = coco.loadAnns(coco.getAnnIds(imgIds=image_id))
+        if sum(1 for a in anns if not a.get("iscrowd", 0)) < 2:
+            continue
+        masks, crowd = annotation_masks(anns, info["height"], info["width"])
+        box = Letterbox.fit((info["height"], info["width"]), size)
+        lb = letterbox_masks(masks, box)
+        t = build_targets(lb, crowd, 4)
+        h, w = t.person.shape
+        cx, cy = anchor_centers(h, w, 4)
+        boxes = mask_boxes(lb)
+        prob = 0.1 + 0.85 * t.person
+        owned = t.owner > 0
+        b = boxes[t.owner[owned] - 1]
+        d2 = (((cx[owned] - (b[:, 0] + b[:, 2]) / 2) / np.maximum(b[:, 2] - b[:, 0], 1)) ** 2
+              + ((cy[owned] - (b[:, 1] + b[:, 3]) / 2) / np.maximum(b[:, 3] - b[:, 1], 1)) ** 2)
+        prob[owned] *= 1 - 0.2 * np.minimum(d2, 1)
+        prob = _nudge(prob, config)
+        if decision_margin(prob, t.offsets, 4.0, config) < MIN_MARGIN:
+            continue
+        cases.append(GoldenCase(f"coco_{image_id}", f"COCO val image {image_id} ({len(anns)} person annotations) "
+                                f"letterboxed to {size}", prob, t.offsets, image_hw=(info["height"], info["width"]),
+                                scale=box.scale))
+        if len(cases) == count:
+            break
+    return cases
+
+
+def _expected(case: GoldenCase) -> Instances:
+    margin = decision_margin(case.prob, case.offsets, case.stride, case.config)
+    if margin < MIN_MARGIN:
+        raise RuntimeError(f"golden case {case.name}: a decision lies {margin:.2e} from flipping")
+    return group(case.prob, case.offsets, case.stride, case.config)
+
+
+def write_golden(out_dir: str | Path, cases: list[GoldenCase]) -> list[str]:
+    """Write the cases and ``index.json`` into ``out_dir``; returns the case names."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    names = []
+    for case in cases:
+        result = _expected(case)
+        h, w = case.prob.shape
+        doc = {
+            "name": case.name, "description": case.description, "height": h, "width": w, "stride": case.stride,
+            "config": dataclasses.asdict(case.config),
+            "prob_file": f"{case.name}.prob.f32", "offsets_file": f"{case.name}.offsets.f32",
+            "labels_file": f"{case.name}.labels.i32",
+            "boxes": [[float(v) for v in b] for b in result.boxes], "scores": [float(s) for s in result.scores],
+            "instances": len(result), "tolerance": MIN_MARGIN, "bench_people": case.bench_people,
+        }
+        case.prob.astype("<f4").tofile(out / doc["prob_file"])
+        case.offsets.astype("<f4").tofile(out / doc["offsets_file"])
+        result.labels.astype("<i4").tofile(out / doc["labels_file"])
+        if case.image_hw is not None:
+            image_labels = labels_to_image(result.labels, case.stride, case.scale, case.image_hw)
+            doc["image"] = {"height": case.image_hw[0], "width": case.image_hw[1], "scale": case.scale,
+                            "labels_file": f"{case.name}.image_labels.i32",
+                            "boxes": [[float(v) for v in b] for b in boxes_to_image(result.boxes, case.scale, case.image_hw)]}
+            image_labels.astype("<i4").tofile(out / doc["image"]["labels_file"])
+        (out / f"{case.name}.json").write_text(json.dumps(doc, indent=1) + "\n")
+        names.append(case.name)
+    (out / "index.json").write_text(json.dumps({"format": 1, "cases": names}, indent=1) + "\n")
+    return names
+
+
+def read_golden(directory: str | Path, name: str) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray]:
+    """Read case ``name``: (json doc, prob (H, W), offsets (H, W, 4), expected labels (H, W))."""
+    d = Path(directory)
+    doc = json.loads((d / f"{name}.json").read_text())
+    h, w = doc["height"], doc["width"]
+    prob = np.fromfile(d / doc["prob_file"], "<f4").reshape(h, w)
+    offsets = np.fromfile(d / doc["offsets_file"], "<f4").reshape(h, w, 4)
+    labels = np.fromfile(d / doc["labels_file"], "<i4").reshape(h, w)
+    return doc, prob, offsets, labels
