@@ -1,0 +1,328 @@
+import Foundation
+
+/// The BBE instance grouper of docs/grouper.md (paper section 3.3): peaks, greedy NMS, assignment of
+/// person cells to kept boxes by IoU, renumbering.
+///
+/// All arithmetic is done in `Double` after widening each `Float` input exactly; boxes and scores are
+/// rounded to `Float` at the end. A `Grouper` keeps preallocated work buffers between calls, so one
+/// instance must not be used from two threads at the same time (create one per thread or queue).
+///
+/// ```swift
+/// let grouper = Grouper(configuration: try GrouperConfiguration(metadataJSON: json))
+/// let result = try grouper.group(prob: prob, offsets: offsets, height: 128, width: 128, stride: 4)
+/// ```
+public final class Grouper {
+    /// Thresholds and anchor used by ``group(prob:offsets:height:width:stride:)``.
+    public var configuration: GrouperConfiguration
+
+    // Work buffers, grown on demand and reused (no per-pixel or per-call allocation besides the result).
+    private var capacity = 0
+    private var personIndex: UnsafeMutablePointer<Int32>? = nil   // flat index of each person cell
+    private var personLabel: UnsafeMutablePointer<Int32>? = nil   // kept number (0 = none) of each person cell
+    private var personBox: UnsafeMutablePointer<Double>? = nil    // 5 per person cell: x1, y1, x2, y2, area
+    private var peakIndex: UnsafeMutablePointer<Int32>? = nil     // flat index of each peak
+    private var keptCapacity = 0
+    private var kept: UnsafeMutablePointer<Double>? = nil         // 5 per kept box: x1, y1, x2, y2, area
+    private var counts: UnsafeMutablePointer<Int>? = nil
+    private var sums: UnsafeMutablePointer<Double>? = nil
+    private var renumber: UnsafeMutablePointer<Int32>? = nil
+
+    /// Creates a grouper with `configuration` (default: the values of docs/grouper.md).
+    public init(configuration: GrouperConfiguration = GrouperConfiguration()) {
+        self.configuration = configuration
+    }
+
+    deinit {
+        personIndex?.deallocate()
+        personLabel?.deallocate()
+        personBox?.deallocate()
+        peakIndex?.deallocate()
+        kept?.deallocate()
+        counts?.deallocate()
+        sums?.deallocate()
+        renumber?.deallocate()
+    }
+
+    private func reserve(cells: Int, keptBoxes: Int) {
+        if cells > capacity {
+            personIndex?.deallocate()
+            personLabel?.deallocate()
+            personBox?.deallocate()
+            peakIndex?.deallocate()
+            personIndex = .allocate(capacity: cells)
+            personLabel = .allocate(capacity: cells)
+            personBox = .allocate(capacity: 5 * cells)
+            peakIndex = .allocate(capacity: cells)
+            capacity = cells
+        }
+        let k = max(keptBoxes, 1)
+        if k > keptCapacity {
+            kept?.deallocate()
+            counts?.deallocate()
+            sums?.deallocate()
+            renumber?.deallocate()
+            kept = .allocate(capacity: 5 * k)
+            counts = .allocate(capacity: k + 1)
+            sums = .allocate(capacity: k + 1)
+            renumber = .allocate(capacity: k + 1)
+            keptCapacity = k
+        }
+    }
+
+    /// Groups contiguous arrays (see the `UnsafeBufferPointer` overload for details).
+    public func group(prob: [Float], offsets: [Float], height: Int, width: Int, stride: Double) throws -> GrouperResult {
+        try prob.withUnsafeBufferPointer { p in
+            try offsets.withUnsafeBufferPointer { o in
+                try group(prob: p, offsets: o, height: height, width: width, stride: stride)
+            }
+        }
+    }
+
+    /// Groups a probability map and its box offsets into person instances.
+    ///
+    /// - Parameters:
+    ///   - prob: `height * width` person probabilities in [0, 1], row-major.
+    ///   - offsets: `height * width * 4` values `(dx, dy, dw, dh)`, row-major, channel last.
+    ///   - height: rows `H` of the output maps (0 is valid: empty result).
+    ///   - width: columns `W` of the output maps (0 is valid: empty result).
+    ///   - stride: input pixels per output cell, finite and `> 0`.
+    /// - Returns: labels `H * W`, boxes and scores of the `M <= maxInstances` instances.
+    /// - Throws: ``BBEGrouperError/shapeMismatch(_:)`` for buffer sizes other than `H*W` and `H*W*4`,
+    ///   ``BBEGrouperError/nonFinite(array:index:)`` naming `prob` or `offsets` for NaN/inf,
+    ///   ``BBEGrouperError/invalidConfiguration(_:)`` for a bad stride or configuration.
+    public func group(prob: UnsafeBufferPointer<Float>, offsets: UnsafeBufferPointer<Float>,
+                      height: Int, width: Int, stride: Double) throws -> GrouperResult {
+        // ---- Validation (before any work) ----
+        let config = configuration
+        try config.validate()
+        guard height >= 0, width >= 0 else {
+            throw BBEGrouperError.shapeMismatch("height and width must be >= 0, got \(height) x \(width)")
+        }
+        let (cells, overflow) = height.multipliedReportingOverflow(by: width)
+        guard !overflow, cells <= Int(Int32.max) / 4 else {
+            throw BBEGrouperError.shapeMismatch("map of \(height) x \(width) cells is too large")
+        }
+        guard prob.count == cells else {
+            throw BBEGrouperError.shapeMismatch(
+                "prob has \(prob.count) values, expected height * width = \(height) * \(width) = \(cells)")
+        }
+        guard offsets.count == cells * 4 else {
+            throw BBEGrouperError.shapeMismatch(
+                "offsets has \(offsets.count) values, expected height * width * 4 = \(height) * \(width) * 4 = \(cells * 4)")
+        }
+        if let bad = Grouper.firstNonFinite(prob) {
+            throw BBEGrouperError.nonFinite(array: "prob", index: bad)
+        }
+        if let bad = Grouper.firstNonFinite(offsets) {
+            throw BBEGrouperError.nonFinite(array: "offsets", index: bad)
+        }
+        guard stride.isFinite, stride > 0 else {
+            throw BBEGrouperError.invalidConfiguration("stride must be finite and > 0, got \(stride)")
+        }
+        if cells == 0 || config.maxInstances == 0 {
+            return .empty(height: height, width: width)
+        }
+        reserve(cells: cells, keptBoxes: config.maxInstances)
+        guard let p = prob.baseAddress, let o = offsets.baseAddress,
+              let personIndex, let personLabel, let personBox, let peakIndex, let kept, let counts, let sums, let renumber else {
+            return .empty(height: height, width: width)
+        }
+
+        // ---- Steps 1 and 2, one raster pass: person cells with their decoded boxes, and the peaks ----
+        let tC = config.tC, tFg = config.tFg
+        let aw = config.anchorW, ah = config.anchorH, mls = config.maxLogScale
+        var nPerson = 0
+        var nPeaks = 0
+        let h = height, w = width
+        for i in 0..<h {
+            let row = i * w
+            let up = i > 0 ? row - w : -1
+            let down = i + 1 < h ? row + w : -1
+            let cy = (Double(i) + 0.5) * stride
+            for j in 0..<w {
+                let v = p[row + j]
+                let d = Double(v)
+                if d >= tFg {
+                    personIndex[nPerson] = Int32(truncatingIfNeeded: row + j)
+                    let b = Grouper.decode(o + 4 * (row + j), cx: (Double(j) + 0.5) * stride, cy: cy,
+                                           aw: aw, ah: ah, mls: mls)
+                    let q = personBox + 5 * nPerson
+                    q[0] = b.0; q[1] = b.1; q[2] = b.2; q[3] = b.3
+                    q[4] = max(b.2 - b.0, 0) * max(b.3 - b.1, 0)
+                    nPerson += 1
+                }
+                if d >= tC {
+                    // Non-strict: v >= every in-map 8-neighbour (Float compare == Double compare here).
+                    let left = j > 0, right = j + 1 < w
+                    var peak = true
+                    if left && p[row + j - 1] > v { peak = false }
+                    if right && p[row + j + 1] > v { peak = false }
+                    if up >= 0 {
+                        if p[up + j] > v { peak = false }
+                        if left && p[up + j - 1] > v { peak = false }
+                        if right && p[up + j + 1] > v { peak = false }
+                    }
+                    if down >= 0 {
+                        if p[down + j] > v { peak = false }
+                        if left && p[down + j - 1] > v { peak = false }
+                        if right && p[down + j + 1] > v { peak = false }
+                    }
+                    if peak {
+                        peakIndex[nPeaks] = Int32(truncatingIfNeeded: row + j)
+                        nPeaks += 1
+                    }
+                }
+            }
+        }
+        if nPeaks == 0 {
+            return .empty(height: height, width: width)
+        }
+
+        // ---- Step 3: greedy NMS over peaks, probability descending, ties in raster order ----
+        var peaks = UnsafeMutableBufferPointer(start: peakIndex, count: nPeaks)
+        peaks.sort { a, b in
+            let pa = p[Int(a)], pb = p[Int(b)]
+            return pa != pb ? pa > pb : a < b
+        }
+        let tNms = config.tNms, tIou = config.tIou
+        let maxKeep = config.maxInstances
+        var nKept = 0
+        for c in 0..<nPeaks where nKept < maxKeep {
+            let idx = Int(peaks[c])
+            let i = idx / w, j = idx - (idx / w) * w
+            let b = Grouper.decode(o + 4 * idx, cx: (Double(j) + 0.5) * stride, cy: (Double(i) + 0.5) * stride,
+                                   aw: aw, ah: ah, mls: mls)
+            let area = max(b.2 - b.0, 0) * max(b.3 - b.1, 0)
+            var suppressed = false
+            for k in 0..<nKept {
+                let q = kept + 5 * k
+                if Grouper.iou(b.0, b.1, b.2, b.3, area, q) > tNms {
+                    suppressed = true
+                    break
+                }
+            }
+            if !suppressed {
+                let q = kept + 5 * nKept
+                q[0] = b.0; q[1] = b.1; q[2] = b.2; q[3] = b.3; q[4] = area
+                nKept += 1
+            }
+        }
+
+        // ---- Step 4: assign person cells to the kept box of maximum IoU (ties: earlier box) ----
+        // IoUs are >= 0, so starting from (box 0, IoU 0) and replacing only on a strictly larger IoU is the
+        // argmax with ties to the earlier box; a zero intersection can never win and skips the division.
+        for k in 0...nKept {
+            counts[k] = 0
+            sums[k] = 0
+        }
+        for n in 0..<nPerson {
+            let idx = Int(personIndex[n])
+            let c = personBox + 5 * n
+            let x1 = c[0], y1 = c[1], x2 = c[2], y2 = c[3], area = c[4]
+            var best = 0
+            var bestIoU = 0.0
+            for k in 0..<nKept {
+                let q = kept + 5 * k
+                let iw = min(x2, q[2]) - max(x1, q[0])
+                let ih = min(y2, q[3]) - max(y1, q[1])
+                if iw > 0 && ih > 0 {
+                    let inter = iw * ih
+                    let union = area + q[4] - inter
+                    let v = union > 0 ? inter / union : 0
+                    if v > bestIoU {
+                        bestIoU = v
+                        best = k
+                    }
+                }
+            }
+            let label = bestIoU >= tIou ? best + 1 : 0
+            personLabel[n] = Int32(truncatingIfNeeded: label)
+            counts[label] += 1
+            sums[label] += Double(p[idx])
+        }
+
+        // ---- Step 5: drop kept boxes without cells, renumber 1...M, scores ----
+        var boxes: [Box] = []
+        var scores: [Float] = []
+        boxes.reserveCapacity(nKept)
+        scores.reserveCapacity(nKept)
+        renumber[0] = 0
+        for k in 0..<nKept {
+            if counts[k + 1] > 0 {
+                let q = kept + 5 * k
+                boxes.append(Box(x1: Float(q[0]), y1: Float(q[1]), x2: Float(q[2]), y2: Float(q[3])))
+                scores.append(Float(sums[k + 1] / Double(counts[k + 1])))
+                renumber[k + 1] = Int32(truncatingIfNeeded: boxes.count)
+            } else {
+                renumber[k + 1] = 0
+            }
+        }
+        let labels = [Int32](unsafeUninitializedCapacity: cells) { buffer, initialized in
+            let out = buffer.baseAddress!
+            out.initialize(repeating: 0, count: cells)
+            for n in 0..<nPerson {
+                out[Int(personIndex[n])] = renumber[Int(personLabel[n])]
+            }
+            initialized = cells
+        }
+        return GrouperResult(height: height, width: width, labels: labels, boxes: boxes, scores: scores)
+    }
+
+    /// One-shot convenience: groups with a temporary ``Grouper``.
+    public static func group(prob: [Float], offsets: [Float], height: Int, width: Int, stride: Double,
+                             configuration: GrouperConfiguration = GrouperConfiguration()) throws -> GrouperResult {
+        try Grouper(configuration: configuration).group(prob: prob, offsets: offsets, height: height, width: width,
+                                                        stride: stride)
+    }
+
+    // MARK: - Kernels
+
+    /// Step 1 of docs/grouper.md for the cell centred at `(cx, cy)` whose 4 offsets start at `q`:
+    /// `(x1, y1, x2, y2)` in input pixels, Double.
+    @inline(__always)
+    static func decode(_ q: UnsafePointer<Float>, cx: Double, cy: Double,
+                       aw: Double, ah: Double, mls: Double) -> (Double, Double, Double, Double) {
+        let dw = min(max(Double(q[2]), -mls), mls)
+        let dh = min(max(Double(q[3]), -mls), mls)
+        let bw = aw * exp(dw)
+        let bh = ah * exp(dh)
+        let bx = cx + Double(q[0]) * aw
+        let by = cy + Double(q[1]) * ah
+        return (bx - bw / 2, by - bh / 2, bx + bw / 2, by + bh / 2)
+    }
+
+    /// IoU of box `(x1, y1, x2, y2)` of area `area` with the kept box at `q` (x1, y1, x2, y2, area).
+    @inline(__always)
+    static func iou(_ x1: Double, _ y1: Double, _ x2: Double, _ y2: Double, _ area: Double,
+                    _ q: UnsafeMutablePointer<Double>) -> Double {
+        let iw = max(min(x2, q[2]) - max(x1, q[0]), 0)
+        let ih = max(min(y2, q[3]) - max(y1, q[1]), 0)
+        let inter = iw * ih
+        let union = area + q[4] - inter
+        return union > 0 ? inter / union : 0
+    }
+
+    /// Flat index of the first NaN or ±inf, or `nil`. Checks the exponent bits (vectorisable).
+    static func firstNonFinite(_ values: UnsafeBufferPointer<Float>) -> Int? {
+        guard let base = values.baseAddress else { return nil }
+        let n = values.count
+        let bits = UnsafeRawPointer(base).assumingMemoryBound(to: UInt32.self)
+        let chunk = 1024
+        var start = 0
+        while start < n {
+            let end = min(start + chunk, n)
+            var any: UInt32 = 0
+            for k in start..<end {
+                // exponent all ones <=> NaN or inf: adding 0x00800000 to (bits & 0x7f800000) carries to bit 31.
+                any |= (bits[k] & 0x7f80_0000) &+ 0x0080_0000
+            }
+            if any & 0x8000_0000 != 0 {
+                for k in start..<end where !base[k].isFinite {
+                    return k
+                }
+            }
+            start = end
+        }
+        return nil
+    }
+}

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Builds the Swift package and runs its tests (BBEGrouper against ../tests/golden).
+# Exits non-zero on failure; exits 0 with a notice when no Swift toolchain is installed.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+if ! command -v swift >/dev/null 2>&1; then
+    echo "swift not found: skipping Swift tests"
+    exit 0
+fi
+
+swift --version
+swift build
+swift test
+echo "Swift tests passed"
