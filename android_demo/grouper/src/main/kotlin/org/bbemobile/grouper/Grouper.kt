@@ -1,0 +1,361 @@
+package org.bbemobile.grouper
+
+import java.nio.FloatBuffer
+
+/**
+ * Grouper output (docs/grouper.md, "Output").
+ *
+ * @property height rows of the label map (H).
+ * @property width columns of the label map (W).
+ * @property labels `H*W` row-major labels: 0 = background, `k` = the k-th instance (1..[count]).
+ * @property boxes `count*4` floats: instance `k` (0-based) is `x1, y1, x2, y2` at `4k..4k+3`, input pixels.
+ * @property scores `count` mean probabilities of each instance's cells.
+ */
+class Instances(
+    val height: Int,
+    val width: Int,
+    val labels: IntArray,
+    val boxes: FloatArray,
+    val scores: FloatArray
+) {
+    /** Number of instances M (<= max_instances). */
+    val count: Int get() = scores.size
+
+    /** Box of 0-based instance [k] (label `k + 1`) as a new `[x1, y1, x2, y2]` array. */
+    fun box(k: Int): FloatArray = boxes.copyOfRange(4 * k, 4 * k + 4)
+
+    override fun toString(): String = "Instances(${height}x$width, count=$count)"
+}
+
+/**
+ * The BBE instance grouper of the paper's section 3.3, exactly as docs/grouper.md specifies: float64
+ * arithmetic on exactly widened float32 inputs, non-strict thresholds, stable NMS order, ties to the earlier
+ * kept box, dropped instances renumbered.
+ *
+ * A `Grouper` owns preallocated work arrays that grow to the largest map seen, so repeated calls on the same
+ * map size allocate only their results. It is therefore **not thread-safe**: use one instance per thread.
+ *
+ * @param config thresholds and anchor (validated on construction of [GrouperConfig]).
+ */
+class Grouper(val config: GrouperConfig = GrouperConfig()) {
+    private var probCopy = FloatArray(0)
+    private var offsetsCopy = FloatArray(0)
+    private var peakKeys = LongArray(0)
+    private var keptX1 = DoubleArray(0)
+    private var keptY1 = DoubleArray(0)
+    private var keptX2 = DoubleArray(0)
+    private var keptY2 = DoubleArray(0)
+    private var keptArea = DoubleArray(0)
+    private var sums = DoubleArray(0)
+    private var counts = IntArray(0)
+    private var renumber = IntArray(0)
+
+    /**
+     * Groups a probability map and box offsets into person instances.
+     *
+     * @param prob `H*W` probabilities, row-major.
+     * @param offsets `H*W*4` offsets `(dx, dy, dw, dh)`, row-major, channel last.
+     * @param height H (>= 0).
+     * @param width W (>= 0).
+     * @param stride input pixels per cell (finite, > 0).
+     * @param labelsOut optional array of at least `H*W` ints to write the labels into (reused as
+     *   [Instances.labels]; its first `H*W` entries are overwritten); a new array when `null`.
+     * @throws IllegalArgumentException on mismatched sizes, NaN/inf in `prob` or `offsets`, or a bad stride.
+     */
+    @JvmOverloads
+    fun group(
+        prob: FloatArray,
+        offsets: FloatArray,
+        height: Int,
+        width: Int,
+        stride: Double,
+        labelsOut: IntArray? = null
+    ): Instances {
+        val n = checkShape(prob.size.toLong(), offsets.size.toLong(), height, width, "")
+        checkFinite(prob, n, "prob")
+        checkFinite(offsets, 4 * n, "offsets")
+        checkStride(stride)
+        return run(prob, offsets, height, width, stride, labels(labelsOut, n))
+    }
+
+    /**
+     * Same as the `FloatArray` overload on buffers (e.g. the direct output buffers of LiteRT), read from
+     * their current position to their limit with absolute reads; positions are not changed. The buffers'
+     * own byte order is honoured (a `ByteBuffer.asFloatBuffer()` view uses its `ByteBuffer`'s order).
+     */
+    @JvmOverloads
+    fun group(
+        prob: FloatBuffer,
+        offsets: FloatBuffer,
+        height: Int,
+        width: Int,
+        stride: Double,
+        labelsOut: IntArray? = null
+    ): Instances {
+        val n = checkShape(prob.remaining().toLong(), offsets.remaining().toLong(), height, width, " remaining")
+        if (probCopy.size < n) probCopy = FloatArray(n)
+        if (offsetsCopy.size < 4 * n) offsetsCopy = FloatArray(4 * n)
+        prob.duplicate().get(probCopy, 0, n)
+        offsets.duplicate().get(offsetsCopy, 0, 4 * n)
+        checkFinite(probCopy, n, "prob")
+        checkFinite(offsetsCopy, 4 * n, "offsets")
+        checkStride(stride)
+        return run(probCopy, offsetsCopy, height, width, stride, labels(labelsOut, n))
+    }
+
+    private fun checkShape(probSize: Long, offsetsSize: Long, height: Int, width: Int, what: String): Int {
+        require(height >= 0 && width >= 0) { "height and width must be >= 0, got ${height}x$width" }
+        val n = height.toLong() * width.toLong()
+        require(4 * n <= Int.MAX_VALUE) { "map ${height}x$width is too large" }
+        require(probSize == n) { "prob has $probSize$what values, expected H*W = ${height}*$width = $n" }
+        require(offsetsSize == 4 * n) {
+            "offsets has $offsetsSize$what values, expected H*W*4 = ${height}*$width*4 = ${4 * n}"
+        }
+        return n.toInt()
+    }
+
+    private fun checkFinite(a: FloatArray, n: Int, name: String) {
+        // Branch-free scan: a float is NaN or +-inf iff its exponent bits are all ones.
+        var maxExponent = 0
+        for (i in 0 until n) {
+            val e = java.lang.Float.floatToRawIntBits(a[i]) and 0x7F800000
+            if (e > maxExponent) maxExponent = e
+        }
+        if (maxExponent != 0x7F800000) return
+        for (i in 0 until n) {
+            val v = a[i]
+            if (v.isNaN() || v.isInfinite()) {
+                throw IllegalArgumentException("$name contains NaN or inf (value $v at flat index $i)")
+            }
+        }
+    }
+
+    private fun checkStride(stride: Double) {
+        require(!stride.isNaN() && !stride.isInfinite() && stride > 0.0) { "stride must be finite and > 0, got $stride" }
+    }
+
+    private fun labels(out: IntArray?, n: Int): IntArray {
+        if (out == null) return IntArray(n)
+        require(out.size >= n) { "labelsOut has ${out.size} entries, needs at least $n" }
+        java.util.Arrays.fill(out, 0, n, 0)
+        return out
+    }
+
+    private fun ensureKept(k: Int) {
+        if (keptX1.size >= k) return
+        keptX1 = DoubleArray(k)
+        keptY1 = DoubleArray(k)
+        keptX2 = DoubleArray(k)
+        keptY2 = DoubleArray(k)
+        keptArea = DoubleArray(k)
+        sums = DoubleArray(k)
+        counts = IntArray(k)
+        renumber = IntArray(k + 1)
+    }
+
+    private fun run(prob: FloatArray, off: FloatArray, h: Int, w: Int, stride: Double, labels: IntArray): Instances {
+        val n = h * w
+        if (n == 0) return Instances(h, w, labels, FloatArray(0), FloatArray(0))
+        val cfg = config
+        val tC = cfg.tC
+        val tFg = cfg.tFg
+        val tIou = cfg.tIou
+        val tNms = cfg.tNms
+        val aw = cfg.anchorW
+        val ah = cfg.anchorH
+        val mls = cfg.maxLogScale
+
+        // Step 2: peaks (p >= t_c and >= every in-map 8-neighbour), keyed for a stable descending sort.
+        if (peakKeys.size < n) peakKeys = LongArray(n)
+        val keys = peakKeys
+        var np = 0
+        for (i in 0 until h) {
+            val row = i * w
+            val interiorRow = i > 0 && i < h - 1
+            for (j in 0 until w) {
+                val idx = row + j
+                val p = prob[idx]
+                if (p.toDouble() < tC) continue
+                val peak = if (interiorRow && j > 0 && j < w - 1) {
+                    val up = idx - w
+                    val dn = idx + w
+                    prob[up - 1] <= p && prob[up] <= p && prob[up + 1] <= p &&
+                        prob[idx - 1] <= p && prob[idx + 1] <= p &&
+                        prob[dn - 1] <= p && prob[dn] <= p && prob[dn + 1] <= p
+                } else {
+                    isBorderPeak(prob, i, j, h, w, p)
+                }
+                if (peak) {
+                    // p >= t_c >= 0: the bit pattern of the non-negative float (+0.0 for -0.0) is monotonic.
+                    val bits = java.lang.Float.floatToRawIntBits(p + 0.0f).toLong()
+                    keys[np++] = ((0x7FFFFFFFL - bits) shl 32) or idx.toLong()
+                }
+            }
+        }
+        if (np == 0) return Instances(h, w, labels, FloatArray(0), FloatArray(0))
+        // Ascending key = probability descending, ties by raster index ascending (a stable sort on -prob).
+        java.util.Arrays.sort(keys, 0, np)
+
+        // Step 3: greedy NMS.
+        val maxK = cfg.maxInstances
+        ensureKept(if (maxK < np) maxK else np)
+        val kx1 = keptX1
+        val ky1 = keptY1
+        val kx2 = keptX2
+        val ky2 = keptY2
+        val ka = keptArea
+        var nk = 0
+        var c = 0
+        while (c < np && nk < maxK) {
+            val idx = (keys[c] and 0xFFFFFFFFL).toInt()
+            c++
+            val i = idx / w
+            val j = idx - i * w
+            val o = 4 * idx
+            val dw = clamp(off[o + 2].toDouble(), mls)
+            val dh = clamp(off[o + 3].toDouble(), mls)
+            val bw = aw * Math.exp(dw)
+            val bh = ah * Math.exp(dh)
+            val bx = (j + 0.5) * stride + off[o].toDouble() * aw
+            val by = (i + 0.5) * stride + off[o + 1].toDouble() * ah
+            val x1 = bx - bw / 2
+            val y1 = by - bh / 2
+            val x2 = bx + bw / 2
+            val y2 = by + bh / 2
+            val area = area(x1, y1, x2, y2)
+            var keep = true
+            for (k in 0 until nk) {
+                if (iou(x1, y1, x2, y2, area, kx1[k], ky1[k], kx2[k], ky2[k], ka[k]) > tNms) {
+                    keep = false
+                    break
+                }
+            }
+            if (keep) {
+                kx1[nk] = x1
+                ky1[nk] = y1
+                kx2[nk] = x2
+                ky2[nk] = y2
+                ka[nk] = area
+                nk++
+            }
+        }
+        if (nk == 0) return Instances(h, w, labels, FloatArray(0), FloatArray(0))
+
+        // Step 4: assign person cells (p >= t_fg) to the kept box of maximum IoU (ties: earlier), if >= t_iou.
+        val sm = sums
+        val cnt = counts
+        java.util.Arrays.fill(sm, 0, nk, 0.0)
+        java.util.Arrays.fill(cnt, 0, nk, 0)
+        for (i in 0 until h) {
+            val row = i * w
+            val cy = (i + 0.5) * stride
+            for (j in 0 until w) {
+                val idx = row + j
+                val pd = prob[idx].toDouble()
+                if (pd < tFg) continue
+                val o = 4 * idx
+                val dw = clamp(off[o + 2].toDouble(), mls)
+                val dh = clamp(off[o + 3].toDouble(), mls)
+                val bw = aw * Math.exp(dw)
+                val bh = ah * Math.exp(dh)
+                val bx = (j + 0.5) * stride + off[o].toDouble() * aw
+                val by = cy + off[o + 1].toDouble() * ah
+                val x1 = bx - bw / 2
+                val y1 = by - bh / 2
+                val x2 = bx + bw / 2
+                val y2 = by + bh / 2
+                val area = area(x1, y1, x2, y2)
+                // IoU with every kept box (docs/grouper.md "IoU"), inlined; a box without overlap has IoU 0,
+                // which only matters as the first value (argmax ties go to the earlier box).
+                var best = -1.0
+                var bestK = -1
+                for (k in 0 until nk) {
+                    val iw = (if (x2 < kx2[k]) x2 else kx2[k]) - (if (x1 > kx1[k]) x1 else kx1[k])
+                    val ih = if (iw > 0.0) (if (y2 < ky2[k]) y2 else ky2[k]) - (if (y1 > ky1[k]) y1 else ky1[k]) else 0.0
+                    if (ih <= 0.0) {
+                        if (best < 0.0) {
+                            best = 0.0
+                            bestK = k
+                        }
+                        continue
+                    }
+                    val inter = iw * ih
+                    val union = area + ka[k] - inter
+                    val v = if (union > 0.0) inter / union else 0.0
+                    if (v > best) {
+                        best = v
+                        bestK = k
+                    }
+                }
+                if (best >= tIou) {
+                    labels[idx] = bestK + 1
+                    sm[bestK] += pd
+                    cnt[bestK]++
+                }
+            }
+        }
+
+        // Step 5: drop kept boxes without cells, renumber 1..M in kept order.
+        val ren = renumber
+        ren[0] = 0
+        var m = 0
+        for (k in 0 until nk) ren[k + 1] = if (cnt[k] > 0) ++m else 0
+        if (m < nk) {
+            for (idx in 0 until n) {
+                val l = labels[idx]
+                if (l != 0) labels[idx] = ren[l]
+            }
+        }
+        val boxes = FloatArray(4 * m)
+        val scores = FloatArray(m)
+        var q = 0
+        for (k in 0 until nk) {
+            if (cnt[k] == 0) continue
+            boxes[4 * q] = kx1[k].toFloat()
+            boxes[4 * q + 1] = ky1[k].toFloat()
+            boxes[4 * q + 2] = kx2[k].toFloat()
+            boxes[4 * q + 3] = ky2[k].toFloat()
+            scores[q] = (sm[k] / cnt[k]).toFloat()
+            q++
+        }
+        return Instances(h, w, labels, boxes, scores)
+    }
+
+    private companion object {
+        /** Peak test of a cell on the map border: in-map neighbours only. */
+        @JvmStatic
+        fun isBorderPeak(prob: FloatArray, i: Int, j: Int, h: Int, w: Int, p: Float): Boolean {
+            for (k in (if (i > 0) i - 1 else 0)..(if (i < h - 1) i + 1 else h - 1)) {
+                val r = k * w
+                for (l in (if (j > 0) j - 1 else 0)..(if (j < w - 1) j + 1 else w - 1)) {
+                    if (prob[r + l] > p) return false
+                }
+            }
+            return true
+        }
+
+        @JvmStatic
+        fun clamp(v: Double, m: Double): Double = if (v < -m) -m else if (v > m) m else v
+
+        @JvmStatic
+        fun area(x1: Double, y1: Double, x2: Double, y2: Double): Double {
+            val dx = x2 - x1
+            val dy = y2 - y1
+            return (if (dx > 0.0) dx else 0.0) * (if (dy > 0.0) dy else 0.0)
+        }
+
+        /** IoU of box a (with its area) and box b (with its area), docs/grouper.md "IoU"; 0 for an empty union. */
+        @JvmStatic
+        fun iou(
+            ax1: Double, ay1: Double, ax2: Double, ay2: Double, aArea: Double,
+            bx1: Double, by1: Double, bx2: Double, by2: Double, bArea: Double
+        ): Double {
+            val iw = (if (ax2 < bx2) ax2 else bx2) - (if (ax1 > bx1) ax1 else bx1)
+            val ih = (if (ay2 < by2) ay2 else by2) - (if (ay1 > by1) ay1 else by1)
+            if (iw <= 0.0 || ih <= 0.0) return 0.0 // inter = 0, so the IoU is 0 (or 0 by convention)
+            val inter = iw * ih
+            val union = aArea + bArea - inter
+            return if (union > 0.0) inter / union else 0.0
+        }
+    }
+}

@@ -1,0 +1,89 @@
+package org.bbemobile.grouper
+
+/**
+ * Thresholds and anchor of the BBE grouper (docs/grouper.md, "GrouperConfig").
+ *
+ * Probabilities and IoUs are in [0, 1]; the anchor is in input pixels. The defaults are the paper's;
+ * a model's `bbe` metadata overrides them ([fromMetadataJson]). The constructor validates every field and
+ * throws [IllegalArgumentException] naming the field when one is out of range.
+ *
+ * @property tC minimum probability of a peak (seed box), non-strict.
+ * @property tNms NMS IoU threshold: a candidate is suppressed when its IoU with a kept box is `> tNms`.
+ * @property tFg minimum probability of a person cell, non-strict.
+ * @property tIou minimum IoU between a cell's box and its instance box, non-strict.
+ * @property maxInstances most instances kept (>= 0).
+ * @property anchorW anchor width in input pixels (> 0).
+ * @property anchorH anchor height in input pixels (> 0).
+ * @property maxLogScale `dw` and `dh` are clamped to `[-maxLogScale, maxLogScale]` before `exp` (> 0).
+ */
+data class GrouperConfig(
+    val tC: Double = 0.6,
+    val tNms: Double = 0.4,
+    val tFg: Double = 0.5,
+    val tIou: Double = 0.3,
+    val maxInstances: Int = 20,
+    val anchorW: Double = DEFAULT_ANCHOR_W,
+    val anchorH: Double = DEFAULT_ANCHOR_H,
+    val maxLogScale: Double = 4.0
+) {
+    init {
+        checkUnit("t_c", tC)
+        checkUnit("t_nms", tNms)
+        checkUnit("t_fg", tFg)
+        checkUnit("t_iou", tIou)
+        require(maxInstances >= 0) { "GrouperConfig.max_instances must be >= 0, got $maxInstances" }
+        checkPositive("anchor_w", anchorW)
+        checkPositive("anchor_h", anchorH)
+        checkPositive("max_log_scale", maxLogScale)
+    }
+
+    companion object {
+        /** Anchor width: sqrt(96² / 1.5) = 78.38367176906169 input pixels (area 96², h/w = 1.5). */
+        @JvmField
+        val DEFAULT_ANCHOR_W: Double = Math.sqrt(96.0 * 96.0 / 1.5)
+
+        /** Anchor height: sqrt(96² · 1.5) = 117.57550765359255 input pixels. */
+        @JvmField
+        val DEFAULT_ANCHOR_H: Double = Math.sqrt(96.0 * 96.0 * 1.5)
+
+        /** The metadata keys read by [fromMetadata], all required. */
+        @JvmField
+        val METADATA_KEYS: List<String> =
+            listOf("t_c", "t_nms", "t_fg", "t_iou", "max_instances", "anchor_w", "anchor_h", "max_log_scale")
+
+        private fun checkUnit(name: String, value: Double) {
+            require(value >= 0.0 && value <= 1.0) { "GrouperConfig.$name must be in [0, 1], got $value" }
+        }
+
+        private fun checkPositive(name: String, value: Double) {
+            require(!value.isNaN() && !value.isInfinite() && value > 0.0) {
+                "GrouperConfig.$name must be finite and > 0, got $value"
+            }
+        }
+
+        /**
+         * Config from the `bbe` metadata JSON text (docs/metadata.md): reads the eight grouper keys, all
+         * required. Other keys are ignored here (see [BbeMetadata] for the whole object).
+         *
+         * @throws IllegalArgumentException on malformed JSON, a missing key, a wrong type or an invalid value.
+         */
+        @JvmStatic
+        fun fromMetadataJson(json: String): GrouperConfig = fromMetadata(MiniJson.parseObject(json, "bbe metadata"))
+
+        /** Config from an already parsed `bbe` metadata object; see [fromMetadataJson]. */
+        @JvmStatic
+        fun fromMetadata(obj: Map<String, Any?>): GrouperConfig {
+            val r = JsonFields(obj, "bbe metadata")
+            return GrouperConfig(
+                tC = r.double("t_c"),
+                tNms = r.double("t_nms"),
+                tFg = r.double("t_fg"),
+                tIou = r.double("t_iou"),
+                maxInstances = r.int("max_instances"),
+                anchorW = r.double("anchor_w"),
+                anchorH = r.double("anchor_h"),
+                maxLogScale = r.double("max_log_scale")
+            )
+        }
+    }
+}
