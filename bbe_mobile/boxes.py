@@ -59,12 +59,18 @@ def box_area(boxes: np.ndarray) -> np.ndarray:
 
 
 def pairwise_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every box in ``a`` (N, 4) with every box in ``b`` (M, 4) -> (N, M) float64."""
-    a = np.asarray(a, dtype=np.float64)[:, None, :]
-    b = np.asarray(b, dtype=np.float64)[None, :, :]
-    iw = np.maximum(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0)
-    ih = np.maximum(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0)
-    inter = iw * ih
-    union = box_area(a) + box_area(b) - inter
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(union > 0, inter / union, 0.0)
+    """IoU of every box in ``a`` (N, 4) with every box in ``b`` (M, 4) -> (N, M) float64 (0 where the union is 0)."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    iw = np.minimum(a[:, 2:3], b[:, 2])
+    iw -= np.maximum(a[:, 0:1], b[:, 0])
+    np.maximum(iw, 0, out=iw)
+    ih = np.minimum(a[:, 3:4], b[:, 3])
+    ih -= np.maximum(a[:, 1:2], b[:, 1])
+    np.maximum(ih, 0, out=ih)
+    inter = iw
+    inter *= ih
+    union = box_area(a)[:, None] + box_area(b)[None, :]
+    union -= inter
+    # where the union is 0 both areas are 0, so inter is 0 already
+    return np.divide(inter, union, out=inter, where=union > 0)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bbe_mobile.boxes import Anchor, anchor_centers, decode_boxes, pairwise_iou
+from bbe_mobile.boxes import Anchor, decode_boxes, pairwise_iou
 
 
 @dataclass(frozen=True)
@@ -55,21 +55,31 @@ class Instances:
 
 
 def _check_inputs(prob: np.ndarray, offsets: np.ndarray, stride: float) -> tuple[np.ndarray, np.ndarray]:
+    """Validate and return ``prob`` widened to float64 (exactly, from float32) and ``offsets`` as float32."""
     prob = np.asarray(prob)
     offsets = np.asarray(offsets)
     if prob.ndim != 2:
         raise ValueError(f"prob must be (H, W), got shape {prob.shape}")
     if offsets.ndim != 3 or offsets.shape[:2] != prob.shape or offsets.shape[2] != 4:
         raise ValueError(f"offsets must be (H, W, 4) = {prob.shape + (4,)}, got shape {offsets.shape}")
+    checked = []
     for name, array in (("prob", prob), ("offsets", offsets)):
         if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
             raise ValueError(f"{name} must be a float array, got dtype {array.dtype}")
-        if not np.all(np.isfinite(array)):
+        array = np.ascontiguousarray(array, dtype=np.float32)
+        if not np.isfinite(array).all():
             raise ValueError(f"{name} contains NaN or inf")
+        checked.append(array)
     if not (np.isfinite(stride) and stride > 0):
         raise ValueError(f"stride must be finite and > 0, got {stride}")
-    # float32 inputs widened exactly to float64 (docs/grouper.md, "Precision").
-    return prob.astype(np.float32).astype(np.float64), offsets.astype(np.float32).astype(np.float64)
+    # float32 inputs, float64 arithmetic (docs/grouper.md, "Precision").
+    return checked[0].astype(np.float64), checked[1]
+
+
+def _decode_cells(offsets: np.ndarray, cells: np.ndarray, width: int, stride: float, anchor) -> np.ndarray:
+    """Decoded boxes (N, 4) float64 of the flat cell indices ``cells`` of an (H, W, 4) offsets map."""
+    rows, cols = np.divmod(cells, width)
+    return decode_boxes(offsets.reshape(-1, 4)[cells], (cols + 0.5) * stride, (rows + 0.5) * stride, anchor)
 
 
 def find_peaks(prob: np.ndarray, t_c: float) -> np.ndarray:
@@ -119,17 +129,15 @@ def group(prob: np.ndarray, offsets: np.ndarray, stride: float, config: GrouperC
     if h == 0 or w == 0:
         return empty
 
-    cx, cy = anchor_centers(h, w, stride)
     flat_prob = prob.ravel()
     peaks = find_peaks(prob, config.t_c)
     if peaks.size == 0:
         return empty
-    peak_boxes = decode_boxes(offsets.reshape(-1, 4)[peaks], cx.ravel()[peaks], cy.ravel()[peaks], config.anchor)
+    peak_boxes = _decode_cells(offsets, peaks, w, stride, config.anchor)
     kept_boxes = peak_boxes[nms(peak_boxes, flat_prob[peaks], config.t_nms, config.max_instances)]
 
     person = np.flatnonzero(flat_prob >= config.t_fg)
-    cell_boxes = decode_boxes(offsets.reshape(-1, 4)[person], cx.ravel()[person], cy.ravel()[person], config.anchor)
-    person_labels = assign_pixels(cell_boxes, kept_boxes, config.t_iou)
+    person_labels = assign_pixels(_decode_cells(offsets, person, w, stride, config.anchor), kept_boxes, config.t_iou)
 
     counts = np.bincount(person_labels, minlength=len(kept_boxes) + 1)[1:]
     sums = np.bincount(person_labels, weights=flat_prob[person], minlength=len(kept_boxes) + 1)[1:]

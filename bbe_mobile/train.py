@@ -227,6 +227,7 @@ def train(
                "final_semantic_loss": history[-1][1] if history else None,
                "final_box_loss": history[-1][2] if history else None,
                "learning_rate": float(opt_backbone.learning_rate), "replicas": replicas,
+               "optimizer_iterations": int(opt_backbone.iterations.numpy()),
                "history": history}
     if done >= train_config.total_steps:
         inference = build_from_config(model_config, input_size)

@@ -1,0 +1,38 @@
+"""Writing ``predict`` outputs: an overlay PNG and a JSON of instances per image, atomically."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from bbe_mobile.evaluate import encode_rle, write_json
+from bbe_mobile.predictor import Prediction
+from bbe_mobile.visualize import overlay
+
+
+def prediction_json(path: str, prediction: Prediction) -> dict:
+    """JSON-ready description: image size and, per instance, box (x1 y1 x2 y2, original pixels), score, RLE mask."""
+    h0, w0 = prediction.letterbox.image_hw
+    return {"image": str(path), "height": h0, "width": w0, "instances": [
+        {"box": [float(v) for v in box], "score": float(score), "segmentation": encode_rle(mask)}
+        for box, score, mask in zip(prediction.boxes, prediction.scores, prediction.masks())]}
+
+
+def write_prediction(out_dir: str, path: str, image: np.ndarray, prediction: Prediction) -> tuple[Path, Path]:
+    """Write ``out_dir/STEM.png`` and ``out_dir/STEM.json``; returns their paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = Path(path).stem
+    png, js = out / f"{stem}.png", out / f"{stem}.json"
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=out)
+    os.close(fd)
+    try:
+        overlay(image, prediction).save(tmp, format="PNG")
+        os.replace(tmp, png)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    write_json(str(js), prediction_json(path, prediction))
+    return png, js
