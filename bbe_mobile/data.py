@@ -38,6 +38,7 @@ class AugmentConfig:
     flip: bool = True
     paste_probability: float = 0.6
     max_pastes: int = 3
+    paste_height: tuple[float, float] = (0.25, 0.8)  # pasted person height, fraction of the crop
 
 
 class CocoPersons:
@@ -188,7 +189,7 @@ class Sampler:
         src = self.dataset.image(image_id, cache=True)
         src_mask = annotation_masks([ann], *src.shape[:2])[0][0]
         x, y, bw, bh = ann["bbox"]
-        target_h = rng.uniform(0.25, 0.8) * cfg.crop
+        target_h = rng.uniform(*cfg.paste_height) * cfg.crop
         scale = target_h / max(bh, 1.0)
         visible = [j for j in range(len(masks)) if masks[j].any() and not crowd[j]]
         if visible and rng.random() < 0.7:  # next to an existing person, overlapping it

@@ -45,11 +45,20 @@ class Predictor:
 
     def predict(self, image: np.ndarray) -> Prediction:
         """RGB uint8 image (h0, w0, 3) -> Prediction."""
+        return self.group(*self.forward(image))
+
+    def forward(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, Letterbox]:
+        """Letterbox and run the model: ``prob`` (H, W), ``offsets`` (H, W, 4) and the letterbox geometry."""
         canvas, box = letterbox_image(image, self.size)
         if canvas.shape[0] != self.runner.input_size:
             raise ValueError(f"letterbox side {canvas.shape[0]} does not match the model input {self.runner.input_size}")
         prob, offsets = self.runner.run(canvas)
+        return prob, offsets, box
+
+    def group(self, prob: np.ndarray, offsets: np.ndarray, box: Letterbox,
+              grouper: GrouperConfig | None = None) -> Prediction:
+        """Group model maps into instances in original image coordinates (``grouper``: default the predictor's)."""
         stride = box.side / prob.shape[0]
-        cells = group(prob, offsets, stride, self.grouper)
+        cells = group(prob, offsets, stride, grouper or self.grouper)
         return Prediction(labels_to_image(cells.labels, stride, box.scale, box.image_hw),
                           boxes_to_image(cells.boxes, box.scale, box.image_hw), cells.scores, prob, cells, box)
