@@ -35,11 +35,21 @@ def anchor_centers(height: int, width: int, stride: float) -> tuple[np.ndarray, 
 def decode_boxes(offsets: np.ndarray, cx: np.ndarray, cy: np.ndarray, anchor: Anchor = Anchor()) -> np.ndarray:
     """Offsets ``(..., 4)`` (dx, dy, dw, dh) at anchor centres ``cx, cy`` (...) -> boxes ``(..., 4)`` float64."""
     o = np.asarray(offsets, dtype=np.float64)
-    w = anchor.w * np.exp(np.clip(o[..., 2], -anchor.max_log_scale, anchor.max_log_scale))
-    h = anchor.h * np.exp(np.clip(o[..., 3], -anchor.max_log_scale, anchor.max_log_scale))
-    bx = cx + o[..., 0] * anchor.w
-    by = cy + o[..., 1] * anchor.h
-    return np.stack([bx - w / 2, by - h / 2, bx + w / 2, by + h / 2], axis=-1)
+    m = anchor.max_log_scale
+    half_w = np.exp(np.minimum(np.maximum(o[..., 2], -m), m))
+    half_w *= anchor.w / 2
+    half_h = np.exp(np.minimum(np.maximum(o[..., 3], -m), m))
+    half_h *= anchor.h / 2
+    bx = o[..., 0] * anchor.w
+    bx += cx
+    by = o[..., 1] * anchor.h
+    by += cy
+    boxes = np.empty(o.shape, np.float64)
+    np.subtract(bx, half_w, out=boxes[..., 0])
+    np.subtract(by, half_h, out=boxes[..., 1])
+    np.add(bx, half_w, out=boxes[..., 2])
+    np.add(by, half_h, out=boxes[..., 3])
+    return boxes
 
 
 def encode_boxes(boxes: np.ndarray, cx: np.ndarray, cy: np.ndarray, anchor: Anchor = Anchor()) -> np.ndarray:

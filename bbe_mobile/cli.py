@@ -63,6 +63,11 @@ def main():
 @click.option("--head-lr-mult", type=float, default=10.0, show_default=True,
               help="Learning-rate multiplier of ASPP, decoder and heads.")
 @click.option("--paste-prob", type=float, default=0.6, show_default=True, help="Probability of copy-paste per sample.")
+@click.option("--max-pastes", type=int, default=3, show_default=True, help="Most people pasted into one sample.")
+@click.option("--paste-height", type=float, nargs=2, default=(0.25, 0.8), show_default=True,
+              help="Range of pasted people's heights, fractions of the crop side.")
+@click.option("--scale-range", type=float, nargs=2, default=(0.5, 1.5), show_default=True,
+              help="Random rescale range relative to --base-size (paper: 0.5 1.5).")
 @click.option("--checkpoint-every", type=int, default=200, show_default=True, help="Steps between checkpoints.")
 @click.option("--strategy", type=click.Choice(["default", "mirrored", "multiworker"]), default="default",
               show_default=True, help="tf.distribute strategy (multiworker reads TF_CONFIG).")
@@ -72,7 +77,8 @@ def main():
 @click.option("--name", default="bbe", show_default=True, help="Model name stored in the bundle.")
 @click.option("--seed", type=int, default=0, show_default=True)
 def train(train_sets, val_trainable, out_dir, backbone, alpha, output_stride, aspp, backbone_weights, init_model, crop,
-          base_size, input_size, batch_size, steps1, steps2, lr1, lr2, head_lr_mult, paste_prob, checkpoint_every,
+          base_size, input_size, batch_size, steps1, steps2, lr1, lr2, head_lr_mult, paste_prob, max_pastes,
+          paste_height, scale_range, checkpoint_every,
           strategy, logical_cpus, max_steps, name, seed):
     """Train (or resume) a BBE model on COCO-format person data."""
     from bbe_mobile import train as training  # noqa: PLC0415
@@ -92,14 +98,264 @@ def train(train_sets, val_trainable, out_dir, backbone, alpha, output_stride, as
         ModelConfig(backbone=backbone, alpha=alpha, output_stride=int(output_stride), aspp=aspp),
         training.TrainConfig(steps1=steps1, steps2=steps2, lr1=lr1, lr2=lr2, head_lr_mult=head_lr_mult,
                              batch_size=batch_size, checkpoint_every=checkpoint_every, seed=seed),
-        AugmentConfig(crop=crop, base_size=base_size, paste_probability=paste_prob),
+        AugmentConfig(crop=crop, base_size=base_size, scale_range=tuple(scale_range), paste_probability=paste_prob,
+                      max_pastes=max_pastes, paste_height=tuple(paste_height)),
         input_size=input_size, backbone_weights=backbone_weights, init_model=init_model, strategy_name=strategy,
         name=name, max_steps_this_run=max_steps)
     click.echo(f"steps {summary['steps']}/{summary['total_steps']} (from {summary['start_step']}), "
-               f"{summary['images_per_second']:.1f} images/s, {summary['wall_seconds']:.0f} s, "
+               f"{summary['images_per_second']:.1f} images/s on {summary['replicas']} device(s), "
+               f"{summary['wall_seconds']:.0f} s, "
                f"final loss semantic {summary['final_semantic_loss']} box {summary['final_box_loss']}")
     if summary["steps"] >= summary["total_steps"]:
         click.echo(f"model written to {out_dir}")
+
+
+def _grouper_options(f):
+    """--t-c/--t-nms/--t-fg/--t-iou/--max-instances overriding the model's grouper thresholds."""
+    for name, help_text in (("t-c", "peak probability threshold"), ("t-nms", "NMS IoU threshold"),
+                            ("t-fg", "person cell probability threshold"),
+                            ("t-iou", "minimum IoU of a cell's box with its instance box")):
+        f = click.option(f"--{name}", type=float, default=None,
+                         help=f"Grouper {help_text}, in [0, 1] (default: the model's).")(f)
+    return click.option("--max-instances", type=int, default=None, help="Most instances per image "
+                        "(default: the model's, 20).")(f)
+
+
+def _predictor(model, size, t_c, t_nms, t_fg, t_iou, max_instances):
+    import dataclasses  # noqa: PLC0415
+
+    from bbe_mobile.letterbox import canvas_side  # noqa: PLC0415
+    from bbe_mobile.predictor import Predictor  # noqa: PLC0415
+    from bbe_mobile.runtime import load_runner  # noqa: PLC0415
+
+    runner = load_runner(model, input_size=canvas_side(size) if size else None)
+    overrides = {k: v for k, v in dict(t_c=t_c, t_nms=t_nms, t_fg=t_fg, t_iou=t_iou,
+                                       max_instances=max_instances).items() if v is not None}
+    grouper = dataclasses.replace(runner.grouper, **overrides)
+    grouper.validate()
+    return Predictor(runner, grouper, size or runner.input_size)
+
+
+MODEL_HELP = "Model: a bundle directory (model.keras + bbe.json) or an exported artifact. Default: the bundled model."
+
+
+@main.command()
+@click.argument("images", nargs=-1, required=True, type=click.Path())
+@click.option("--model", default=None, type=click.Path(), help=MODEL_HELP)
+@click.option("--out", "out_dir", default="predictions", show_default=True, type=click.Path(file_okay=False),
+              help="Output directory: NAME.png overlay and NAME.json per image.")
+@click.option("--size", type=int, default=None, help="Letterbox size: the image's longer side in input pixels "
+              "(default: the model's input size, 512 for the bundled model).")
+@_grouper_options
+def predict(images, model, out_dir, size, t_c, t_nms, t_fg, t_iou, max_instances):
+    """Segment the people in IMAGES: a Figure-4-style overlay PNG and a JSON (boxes, scores, RLE masks in
+    original image pixels) per image."""
+    from tqdm import tqdm  # noqa: PLC0415
+
+    from bbe_mobile.predict_files import write_prediction  # noqa: PLC0415
+    from bbe_mobile.letterbox import read_image  # noqa: PLC0415
+
+    loaded = [(path, read_image(path)) for path in images]  # every input checked before any work
+    predictor = _predictor(model, size, t_c, t_nms, t_fg, t_iou, max_instances)
+    for path, image in tqdm(loaded, disable=len(loaded) < 2, unit="img"):
+        png, _ = write_prediction(out_dir, path, image, predictor.predict(image))
+        click.echo(f"{path}: {png}")
+
+
+@main.command(name="eval")
+@click.option("--images", required=True, type=click.Path(), help="Images directory of a COCO-format set.")
+@click.option("--annotations", required=True, type=click.Path(), help="COCO instances json (person category).")
+@click.option("--model", default=None, type=click.Path(), help=MODEL_HELP)
+@click.option("--size", type=int, default=961, show_default=True,
+              help="Letterbox size: each image's larger side in input pixels (paper: 961).")
+@click.option("--results", default=None, type=click.Path(dir_okay=False), help="Write COCO results json here.")
+@click.option("--metrics-json", default=None, type=click.Path(dir_okay=False),
+              help="Write the 12 AP/AR figures and person_iou here.")
+@click.option("--subset", type=click.Choice(["all", "multi", "single"]), default="all", show_default=True,
+              help="Images to score: all, those with 2+ people, or those with exactly one.")
+@click.option("--limit", type=int, default=None, help="Only the first N images (of the subset, json order).")
+@_grouper_options
+def eval_command(images, annotations, model, size, results, metrics_json, subset, limit, t_c, t_nms, t_fg, t_iou,
+                 max_instances):
+    """Mask AP/AR of the person category (pycocotools, 12-column table) and semantic person IoU."""
+    from bbe_mobile.data import CocoPersons  # noqa: PLC0415
+    from bbe_mobile.evaluate import evaluate, format_table, write_json  # noqa: PLC0415
+
+    dataset = CocoPersons(images, annotations)
+    ids = [img["id"] for img in dataset.coco.dataset["images"]]
+    if subset != "all":
+        ids = [i for i in ids if (dataset.people_count(i) >= 2) == (subset == "multi") and dataset.people_count(i)]
+    ids = ids[:limit] if limit else ids
+    if not ids:
+        raise ValueError(f"no images to evaluate in {annotations} (subset {subset})")
+    dataset.image_ids = ids
+    dataset.check_files()
+    predictor = _predictor(model, size, t_c, t_nms, t_fg, t_iou, max_instances)
+    coco_results, metrics = evaluate(predictor, dataset, ids)
+    if results:
+        write_json(results, coco_results)
+    if metrics_json:
+        write_json(metrics_json, metrics)
+    click.echo(format_table(metrics))
+    click.echo(f"person_iou {metrics['person_iou']:.3f} (pooled {metrics['person_iou_pooled']:.3f}) on "
+               f"{metrics['images']} images, {len(coco_results)} instances")
+
+
+@main.command()
+@click.option("--out", "out_dir", default="tests/golden", show_default=True, type=click.Path(file_okay=False),
+              help="Directory for the golden files.")
+@click.option("--coco-images", default="../shared/data/coco-person-mini/val", show_default=True,
+              type=click.Path(), help="COCO images for the real-annotation cases (skipped if absent).")
+@click.option("--coco-annotations", default="../shared/data/coco-person-mini/instances_person_val.json",
+              show_default=True, type=click.Path())
+def golden(out_dir, coco_images, coco_annotations):
+    """Write the grouper golden vectors (edge cases, real COCO cases, benchmark cases) for Python, Swift, Kotlin."""
+    from bbe_mobile import golden as g  # noqa: PLC0415
+
+    cases = g.edge_cases()
+    if os.path.isfile(coco_annotations) and os.path.isdir(coco_images):
+        cases += g.coco_cases(coco_images, coco_annotations)
+    else:
+        click.echo(f"{coco_annotations} not found: writing no COCO cases", err=True)
+    cases += g.bench_cases()
+    names = g.write_golden(out_dir, cases)
+    click.echo(f"wrote {len(names)} cases to {out_dir}")
+
+
+@main.command()
+@click.option("--target", default="all", show_default=True,
+              help="tflite, coreml, onnx, a comma list of them, or all.")
+@click.option("--model", default=None, type=click.Path(), help="Model bundle directory (default: the bundled model).")
+@click.option("--input-size", type=int, default=None, help="Input side in pixels, a multiple of 16 "
+              "(default: the bundle's, 512).")
+@click.option("--precision", default=None, help="Comma list or 'all'. tflite: fp32, fp16, dynamic-int8, int8 (full "
+              "integer, calibrated); coreml: fp16, fp32, int8 (linear weights), palette6, palette4; onnx: fp32. "
+              "Default: tflite int8, coreml fp16, onnx fp32.")
+@click.option("--io-dtype", type=click.Choice(["float32", "int8", "uint8"]), default="float32", show_default=True,
+              help="Input/output type of full-int8 TFLite (quantisation parameters go into the metadata).")
+@click.option("--out", "out_dir", default="out/export", show_default=True, type=click.Path(file_okay=False),
+              help="Output directory (artifacts and their NAME.verify.json reports).")
+@click.option("--calibration-images", default=None, type=click.Path(),
+              help="Images for full-int8 calibration, letterboxed like inference (default: "
+                   "../shared/data/coco-person-mini/train, disjoint from the verification images).")
+@click.option("--num-calibration", type=int, default=100, show_default=True,
+              help="Calibration images (the first N by file name).")
+@click.option("--opset", type=int, default=17, show_default=True, help="ONNX opset.")
+@click.option("--coreml-input", type=click.Choice(["image", "tensor"]), default="image", show_default=True,
+              help="Core ML input: ImageType (RGB pixel buffer, scale 1, bias 0) or a float32 NHWC tensor.")
+@click.option("--min-target", type=click.Choice(["iOS15", "iOS16", "iOS17", "iOS18"]), default="iOS16",
+              show_default=True, help="Core ML minimum deployment target (compression and flexible sizes: iOS16+).")
+@click.option("--flexible-sizes", default=None, help="Core ML: extra input sides (comma list, multiples of 16) "
+              "as EnumeratedShapes, e.g. 256,384.")
+@click.option("--no-verify", is_flag=True, help="Skip verification against the Keras model on real images.")
+@click.option("--verify-images", default=None, type=click.Path(),
+              help="Verification images (default: ../shared/data/coco-person-mini/val).")
+@click.option("--num-verify", type=int, default=20, show_default=True, help="Verification images used.")
+def convert(target, model, input_size, precision, io_dtype, out_dir, calibration_images, num_calibration, opset,
+            coreml_input, min_target, flexible_sizes, no_verify, verify_images, num_verify):
+    """Export to TFLite / Core ML / ONNX with metadata; each artifact is verified before it is written."""
+    from bbe_mobile import export  # noqa: PLC0415
+    from bbe_mobile.bundle import load_bundle  # noqa: PLC0415
+
+    targets = export.parse_targets(target)
+    precisions, skipped = export.resolve_precisions(targets, precision)
+    for t in skipped:
+        click.echo(f"skipping {t}: it has none of the precisions {precision!r}", err=True)
+    targets = list(precisions)
+    sizes = export.parse_sizes(flexible_sizes)
+    if input_size is not None and (input_size <= 0 or input_size % 16):
+        raise export.ExportError(f"--input-size must be a positive multiple of 16, got {input_size}")
+    calibration = calibration_images or (str(export.DEFAULT_CALIBRATION_DIR)
+                                         if export.DEFAULT_CALIBRATION_DIR.is_dir() else None)
+    options = export.ExportOptions(input_size=input_size, io_dtype=io_dtype, calibration_images=calibration,
+                                   num_calibration=num_calibration, opset=opset, coreml_input=coreml_input,
+                                   coreml_target=min_target, flexible_sizes=sizes)
+    bundle = load_bundle(model)
+    outcomes = export.convert(bundle, targets, precisions, out_dir, options, verify=not no_verify,
+                              verify_images=verify_images, num_verify=num_verify, log=click.echo)
+    failed = [o for o in outcomes if o.status == "failed"]
+    for o in outcomes:
+        click.echo(f"{o.status:<14} {o.target:<7} {o.precision:<13} {o.path}"
+                   + (f"  {o.result.size_bytes / 1e6:.3f} MB" if o.result and o.status != "failed" else ""))
+    if failed:
+        click.echo(f"error: {len(failed)} of {len(outcomes)} conversions failed: "
+                   + "; ".join(f"{o.target} {o.precision}: {o.message}" for o in failed), err=True)
+        sys.exit(1)
+
+
+@main.command(name="inspect")
+@click.argument("artifact", type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def inspect_command(artifact, as_json):
+    """Inputs, outputs, shapes/dtypes, bbe metadata, file size and op histogram of an exported artifact."""
+    import json  # noqa: PLC0415
+
+    from bbe_mobile.artifact_info import describe, format_description  # noqa: PLC0415
+
+    info = describe(artifact)
+    click.echo(json.dumps(info, indent=1) if as_json else format_description(info))
+
+
+@main.command(name="verify")
+@click.argument("artifact", type=click.Path())
+@click.option("--reference", default=None, type=click.Path(),
+              help="Reference Keras bundle (default: the bundled model).")
+@click.option("--images", default=None, type=click.Path(),
+              help="Image directory (default: ../shared/data/coco-person-mini/val).")
+@click.option("--num-images", type=int, default=20, show_default=True)
+@click.option("--report", "report_path", default=None, type=click.Path(dir_okay=False), help="Write the JSON report.")
+def verify_command(artifact, reference, images, num_images, report_path):
+    """Compare an exported artifact with its Keras model on real images; exit 1 if it fails the thresholds."""
+    from bbe_mobile import export, verify  # noqa: PLC0415
+
+    report = verify.verify(artifact, reference, images or str(export.DEFAULT_VERIFY_DIR), num_images)
+    if report_path:
+        verify.write_report(report, report_path)
+    click.echo(verify.format_report(report))
+    if report["status"] == "failed":
+        sys.exit(1)
+
+
+@main.command(name="bench")
+@click.option("--model", default=None, type=click.Path(), help="Model bundle directory (default: the bundled model).")
+@click.option("--formats", default="keras,tflite-fp32,tflite-int8,onnx-fp32,coreml-fp16", show_default=True,
+              help="Comma list (or 'all') of keras, tflite-fp32/fp16/dynamic-int8/int8, onnx-fp32, "
+                   "coreml-fp16/fp32/int8/palette6/palette4.")
+@click.option("--input-size", type=int, default=None, help="Input side (default: the bundle's, 512).")
+@click.option("--threads", default=None, help="Comma list of CPU thread counts (default: 1 and all cores).")
+@click.option("--device", default="host", show_default=True,
+              help="Profile for labelled estimates: iphone7, iphone12, iphone15, pixel4, pixel8, host (or a .json).")
+@click.option("--from-device", "from_device", multiple=True, type=click.Path(),
+              help="bbe-bench/1 results exported by a demo app (docs/bench-format.md); repeatable.")
+@click.option("--eval-images", default=None, type=click.Path(), help="COCO-format eval images (mask AP).")
+@click.option("--eval-annotations", default=None, type=click.Path(), help="COCO instances json of --eval-images.")
+@click.option("--eval-limit", type=int, default=50, show_default=True, help="Eval images used (0 = all).")
+@click.option("--runs", type=int, default=30, show_default=True, help="Timed runs per model (after warm-up).")
+@click.option("--warmup", type=int, default=5, show_default=True, help="Untimed warm-up runs per model.")
+@click.option("--grouper-runs", type=int, default=100, show_default=True, help="Timed runs per grouper case.")
+@click.option("--grouper-sources", default="numpy,swift,kotlin", show_default=True, help="Groupers to time.")
+@click.option("--num-verify", type=int, default=10, show_default=True, help="Verification images per format.")
+@click.option("--num-calibration", type=int, default=100, show_default=True, help="int8 calibration images.")
+@click.option("--no-peers", is_flag=True, help="Skip the ../shared/peers models.")
+@click.option("--out", "out_dir", default="bench_out", show_default=True, type=click.Path(file_okay=False))
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def bench_command(model, formats, input_size, threads, device, from_device, eval_images, eval_annotations, eval_limit,
+                  runs, warmup, grouper_runs, grouper_sources, num_verify, num_calibration, no_peers, out_dir,
+                  no_progress):
+    """Speed, size and accuracy per format and per grouper, against the paper's 1-2 ms grouping target."""
+    from bbe_mobile import bench  # noqa: PLC0415
+
+    options = bench.BenchOptions(
+        model=model, formats=bench.parse_formats(formats), input_size=input_size,
+        threads=bench.parse_threads(threads) if threads else bench.BenchOptions().threads, device=device,
+        from_device=tuple(from_device), eval_images=eval_images, eval_annotations=eval_annotations,
+        eval_limit=eval_limit or None, runs=runs, warmup=warmup, grouper_runs=grouper_runs,
+        grouper_sources=tuple(s.strip() for s in grouper_sources.split(",") if s.strip()), num_verify=num_verify,
+        num_calibration=num_calibration, peers=not no_peers, out=out_dir, progress=not no_progress)
+    result = bench.run_bench(options, log=lambda m: click.echo(m, err=True))
+    paths = bench.write_outputs(result, out_dir)
+    click.echo(bench.format_markdown(result))
+    click.echo("wrote " + ", ".join(str(p) for p in paths.values()))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from bbe_mobile.runtime import _litert_interpreter_class
+from bbe_mobile.runtime import litert_interpreter_class
 
 PASCAL_PERSON = 15
 
@@ -26,7 +26,7 @@ class PeerSegmenter:
     def __post_init__(self):
         if not Path(self.path).is_file():
             raise ValueError(f"peer model not found: {self.path}")
-        self.interpreter = _litert_interpreter_class()(model_path=str(self.path), num_threads=self.num_threads)
+        self.interpreter = litert_interpreter_class()(model_path=str(self.path), num_threads=self.num_threads)
         self.interpreter.allocate_tensors()
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]

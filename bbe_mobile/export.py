@@ -1,0 +1,633 @@
+"""Export a BBE Keras bundle to TFLite, Core ML (ML Program) and ONNX, quantised, each with its ``bbe`` metadata.
+
+Every exported graph takes ``image`` (1, S, S, 3) RGB in [0, 255] (normalisation stays inside) and outputs
+``person_prob`` (1, S/4, S/4, 1) — the sigmoid is part of the graph — and ``box_offsets`` (1, S/4, S/4, 4).
+Variants and the converter routes are documented in docs/export.md; the pitfalls avoided are in
+``../shared/notes/toolchain.md`` (TFLite: only ``from_concrete_functions([cf])`` without a trackable, file size
+and a test run checked; ONNX: batch dimension None; Core ML: fp32 I/O types named, outputs renamed).
+
+An artifact is written to a hidden temporary path in the output directory and renamed into place only when
+it is complete (and, through ``convert``, verified): a failed or killed conversion never leaves a partial file
+at the output path.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import shutil
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from bbe_mobile.artifact_info import INPUT_NAME, METADATA_KEY, OFFSETS_OUTPUT, PROB_OUTPUT, make_metadata
+from bbe_mobile.letterbox import letterbox_image, read_image
+
+TARGETS = ("tflite", "coreml", "onnx")
+PRECISIONS = {
+    "tflite": ("fp32", "fp16", "dynamic-int8", "int8"),
+    "coreml": ("fp16", "fp32", "int8", "palette6", "palette4"),
+    "onnx": ("fp32",),
+}
+DEFAULT_PRECISION = {"tflite": "int8", "coreml": "fp16", "onnx": "fp32"}
+SUFFIX = {"tflite": ".tflite", "coreml": ".mlpackage", "onnx": ".onnx"}
+IO_DTYPES = ("float32", "int8", "uint8")
+COREML_TARGETS = ("iOS15", "iOS16", "iOS17", "iOS18")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data" / "coco-person-mini"
+DEFAULT_CALIBRATION_DIR = SHARED_DATA / "train"  # disjoint from the verification images (val)
+DEFAULT_VERIFY_DIR = SHARED_DATA / "val"
+
+
+class ExportError(ValueError):
+    """A conversion that cannot be done or produced a bad artifact (one clear line)."""
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """Options of one export.
+
+    ``io_dtype``: TFLite full-int8 input/output type (``float32`` keeps float I/O around the int8 graph).
+    ``calibration_images``/``num_calibration``: representative data for full-int8 TFLite (letterboxed exactly
+    like inference). ``opset``: ONNX opset. ``coreml_input``: ``image`` (ImageType, scale 1, bias 0) or
+    ``tensor``; ``coreml_target``: minimum deployment target; ``flexible_sizes``: extra square input sides
+    (multiples of 16) for Core ML EnumeratedShapes (iOS16+).
+    """
+
+    input_size: int | None = None
+    io_dtype: str = "float32"
+    calibration_images: str | None = None
+    num_calibration: int = 100
+    opset: int = 17
+    coreml_input: str = "image"
+    coreml_target: str = "iOS16"
+    flexible_sizes: tuple[int, ...] = ()
+
+
+@dataclass
+class ExportResult:
+    target: str
+    precision: str
+    path: Path
+    size_bytes: int
+    convert_seconds: float
+    notes: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------------------- helpers
+
+def parse_targets(target: str) -> list[str]:
+    targets = list(TARGETS) if target == "all" else [t.strip() for t in target.split(",") if t.strip()]
+    for t in targets:
+        if t not in TARGETS:
+            raise ExportError(f"unknown target {t!r}: choose from {', '.join(TARGETS)} or all")
+    if not targets:
+        raise ExportError("no target given")
+    return targets
+
+
+def parse_precisions(target: str, precision: str | None) -> list[str]:
+    """``None`` -> the target's default; ``all`` -> every precision; else a comma list, each checked."""
+    if precision is None:
+        return [DEFAULT_PRECISION[target]]
+    wanted = list(PRECISIONS[target]) if precision == "all" else [p.strip() for p in precision.split(",")]
+    bad = [p for p in wanted if p not in PRECISIONS[target]]
+    if bad:
+        raise ExportError(f"precision {bad[0]!r} is not available for {target}: choose from "
+                          f"{', '.join(PRECISIONS[target])} or all")
+    return wanted
+
+
+def resolve_precisions(targets: list[str], precision: str | None) -> tuple[dict[str, list[str]], list[str]]:
+    """Precisions per target for ``--precision``: with one target (or None/"all") each target's own parse;
+    with several, a comma list applies to each target that has the precisions. Returns (precisions of the
+    targets kept, targets skipped because they have none of them)."""
+    if len(targets) == 1 or precision in (None, "all"):
+        return {t: parse_precisions(t, precision) for t in targets}, []
+    wanted = [p.strip() for p in precision.split(",")]
+    known = {p for ps in PRECISIONS.values() for p in ps}
+    unknown = [p for p in wanted if p not in known]
+    if unknown:
+        raise ExportError(f"unknown precision {unknown[0]!r}: choose from {', '.join(sorted(known))} or all")
+    chosen = {t: [p for p in wanted if p in PRECISIONS[t]] for t in targets}
+    skipped = [t for t in targets if not chosen[t]]
+    if len(skipped) == len(targets):
+        raise ExportError(f"no target has precision {precision!r}")
+    return {t: ps for t, ps in chosen.items() if ps}, skipped
+
+
+def parse_sizes(text: str | None) -> tuple[int, ...]:
+    """``"256,384"`` -> (256, 384); None or empty -> ()."""
+    try:
+        return tuple(int(s) for s in text.split(",") if s.strip()) if text else ()
+    except ValueError:
+        raise ExportError(f"--flexible-sizes must be a comma list of integers, got {text!r}") from None
+
+
+def artifact_name(model_name: str, target: str, precision: str, options: ExportOptions) -> str:
+    name = f"{model_name}_{precision}"
+    if target == "tflite" and precision == "int8" and options.io_dtype != "float32":
+        name += f"_{options.io_dtype}io"
+    if target == "coreml":
+        name += "_tensor" if options.coreml_input == "tensor" else ""
+        name += "_flex" if options.flexible_sizes else ""
+    return name + SUFFIX[target]
+
+
+def image_files(directory: str | os.PathLike, limit: int | None = None) -> list[Path]:
+    """Image files of a directory in sorted file-name order (the first ``limit``)."""
+    d = Path(directory)
+    if not d.is_dir():
+        raise ExportError(f"image directory not found: {d}")
+    files = sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise ExportError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {d}")
+    return files[:limit] if limit else files
+
+
+def calibration_canvases(directory: str | os.PathLike, input_size: int, limit: int) -> list[np.ndarray]:
+    """The first ``limit`` images of ``directory`` (sorted names), letterboxed to ``input_size`` exactly as at
+    inference (letterbox.letterbox_image: longer side = input_size, top-left, black padding, float RGB 0..255)."""
+    return [letterbox_image(read_image(str(p)), input_size)[0] for p in image_files(directory, limit)]
+
+
+@contextlib.contextmanager
+def atomic_output(final_path: Path):
+    """Yield a hidden temporary path next to ``final_path``; rename it into place on success, delete it on any
+    error. Works for files and directories (.mlpackage)."""
+    final_path = Path(final_path)
+    final_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final_path.parent / f".tmp-{uuid.uuid4().hex[:8]}-{final_path.name}"
+    try:
+        yield tmp
+        if not tmp.exists():
+            raise ExportError(f"conversion wrote nothing for {final_path.name}")
+        replace_path(tmp, final_path)
+    finally:
+        remove_path(tmp)
+
+
+def replace_path(src: Path, dst: Path) -> None:
+    if src.is_dir():
+        if dst.exists():
+            old = dst.parent / f".old-{uuid.uuid4().hex[:8]}-{dst.name}"
+            os.replace(dst, old)
+            os.replace(src, dst)
+            remove_path(old)
+        else:
+            os.replace(src, dst)
+    else:
+        if dst.is_dir():
+            shutil.rmtree(dst)
+        os.replace(src, dst)
+
+
+def remove_path(p: Path) -> None:
+    if p.is_dir() and not p.is_symlink():
+        shutil.rmtree(p, ignore_errors=True)
+    elif p.exists() or p.is_symlink():
+        p.unlink(missing_ok=True)
+
+
+def _metadata(bundle, input_size: int, precision: str, **kw) -> dict:
+    return make_metadata(input_size=input_size, stride=bundle.stride, grouper=bundle.grouper, model_name=bundle.name,
+                         model_version=str(bundle.info.get("model_version", bundle.info.get("version", "1"))),
+                         precision=precision, **kw)
+
+
+def _check_bundle(bundle) -> None:
+    if not bundle.config.box_head:
+        raise ExportError(f"{bundle.name} is a semantic-only model (no box head): nothing to group, not exported")
+    if bundle.config.full_resolution:
+        raise ExportError("full-resolution models are not exported (outputs at stride 1 are too large for phones)")
+
+
+def serving_function(model, input_size: int | None, batch: int | None):
+    """tf.function: image (batch, S, S, 3) float32 -> [person_prob (sigmoid), box_offsets]."""
+    import tensorflow as tf  # noqa: PLC0415
+
+    @tf.function(input_signature=[tf.TensorSpec([batch, input_size, input_size, 3], tf.float32, name=INPUT_NAME)])
+    def serve(image):
+        logits, offsets = model(image, training=False)
+        return [tf.sigmoid(logits), offsets]
+
+    return serve
+
+
+def _param_count(model) -> int:
+    return int(model.count_params())
+
+
+# ---------------------------------------------------------------------------------------------------- TFLite
+
+def convert_tflite_bytes(bundle, precision: str, options: ExportOptions) -> tuple[bytes, dict]:
+    """Convert to TFLite flatbuffer bytes (no metadata yet). Returns (bytes, facts for the metadata)."""
+    import tensorflow as tf  # noqa: PLC0415
+
+    size = bundle.input_size
+    fn = serving_function(bundle.model, size, 1)
+    # Safe route (notes): from_concrete_functions([cf]) WITHOUT a trackable argument.
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()])
+    facts: dict = {}
+    if precision == "fp16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif precision == "dynamic-int8":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif precision == "int8":
+        if not options.calibration_images:
+            raise ExportError("full-integer int8 needs calibration images: pass --calibration-images DIR")
+        canvases = calibration_canvases(options.calibration_images, size, options.num_calibration)
+        facts["calibration"] = {"images": len(canvases), "directory": str(options.calibration_images)}
+
+        def representative():
+            for canvas in canvases:
+                yield [canvas[None].astype(np.float32)]
+
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = representative
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]  # per-channel weights (default)
+        io = {"float32": tf.float32, "int8": tf.int8, "uint8": tf.uint8}[options.io_dtype]
+        converter.inference_input_type = io
+        converter.inference_output_type = io
+    elif precision != "fp32":
+        raise ExportError(f"unknown TFLite precision {precision!r}")
+    try:
+        data = converter.convert()
+    except Exception as exc:  # the converter raises ConverterError and friends
+        raise ExportError(f"TFLite conversion failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from None
+    # SILENT FAILURE guard (notes): a file without weights is ~0.18 MB and outputs NaN.
+    bytes_per_weight = {"fp32": 4, "fp16": 2, "dynamic-int8": 1, "int8": 1}[precision]
+    expected = _param_count(bundle.model) * bytes_per_weight
+    if len(data) < 0.5 * expected:
+        raise ExportError(f"TFLite conversion produced {len(data)} bytes for ~{expected} bytes of weights: "
+                          "the weights are missing (converter silent failure)")
+    return data, facts
+
+
+def _tflite_tensor_renames(data: bytes) -> tuple[dict[int, str], dict]:
+    """Map graph input/outputs to our names (outputs by channel count: 1 = prob, 4 = offsets)."""
+    from bbe_mobile import tflite_metadata  # noqa: PLC0415
+    from bbe_mobile.tflite_metadata import _schema  # noqa: PLC0415
+
+    schema = _schema()
+    model = schema.Model.GetRootAs(data, 0)
+    graph = model.Subgraphs(0)
+    renames = {graph.Inputs(0): INPUT_NAME}
+    for k in range(graph.OutputsLength()):
+        index = graph.Outputs(k)
+        channels = int(graph.Tensors(index).ShapeAsNumpy()[-1])
+        renames[index] = {1: PROB_OUTPUT, 4: OFFSETS_OUTPUT}.get(channels)
+        if renames[index] is None:
+            raise ExportError(f"unexpected TFLite output with {channels} channels")
+    return renames, tflite_metadata.summary(data)["inputs"][0]
+
+
+def export_tflite(bundle, precision: str, path: Path, options: ExportOptions) -> list[str]:
+    from bbe_mobile import tflite_metadata  # noqa: PLC0415
+
+    data, facts = convert_tflite_bytes(bundle, precision, options)
+    renames, input_info = _tflite_tensor_renames(data)
+    kw = {}
+    if input_info["dtype"] in ("int8", "uint8"):
+        kw = {"input_dtype": input_info["dtype"], "input_quantization": input_info["quantization"]}
+    meta = _metadata(bundle, bundle.input_size, precision, **kw)
+    data = tflite_metadata.write_metadata(
+        data, {METADATA_KEY: json.dumps(meta).encode()}, tensor_names=renames,
+        description=f"BBE person instance segmentation ({bundle.name}, {precision})")
+    path.write_bytes(data)
+    notes = []
+    if "calibration" in facts:
+        notes.append(f"calibrated on {facts['calibration']['images']} images of {facts['calibration']['directory']}")
+    _smoke_run(path, bundle.input_size)
+    return notes
+
+
+# ---------------------------------------------------------------------------------------------------- ONNX
+
+def export_onnx(bundle, precision: str, path: Path, options: ExportOptions) -> list[str]:
+    import onnx  # noqa: PLC0415
+    import tf2onnx  # noqa: PLC0415
+
+    if precision != "fp32":
+        raise ExportError(f"unknown ONNX precision {precision!r}")
+    size = bundle.input_size
+    fn = serving_function(bundle.model, size, None)  # batch None: avoids the tf2onnx fixed-batch resize bug
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            proto, _ = tf2onnx.convert.from_function(
+                fn, input_signature=fn.input_signature, opset=options.opset)
+    except Exception as exc:
+        raise ExportError(f"ONNX conversion failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from None
+    _rename_onnx(proto)
+    meta = _metadata(bundle, size, precision)
+    del proto.metadata_props[:]
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, json.dumps(meta)
+    proto.doc_string = f"BBE person instance segmentation ({bundle.name}, {precision})"
+    proto.producer_name = "bbe-mobile"
+    try:
+        onnx.checker.check_model(proto)
+    except Exception as exc:
+        raise ExportError(f"ONNX checker rejected the model: {str(exc).splitlines()[0][:200]}") from None
+    onnx.save(proto, str(path))
+    _smoke_run(path, size)
+    return []
+
+
+def _rename_onnx(proto) -> None:
+    """Rename graph input to ``image`` and outputs (by channel count) to person_prob / box_offsets."""
+    graph = proto.graph
+    renames = {}
+    initializers = {i.name for i in graph.initializer}
+    inputs = [v for v in graph.input if v.name not in initializers]
+    renames[inputs[0].name] = INPUT_NAME
+    for out in graph.output:
+        dims = out.type.tensor_type.shape.dim
+        channels = dims[-1].dim_value if dims else 0
+        new = {1: PROB_OUTPUT, 4: OFFSETS_OUTPUT}.get(channels)
+        if new is None:
+            raise ExportError(f"unexpected ONNX output {out.name} with {channels} channels")
+        renames[out.name] = new
+    for v in list(graph.input) + list(graph.output):
+        if v.name in renames:
+            v.name = renames[v.name]
+            dims = v.type.tensor_type.shape.dim
+            if dims and not dims[0].HasField("dim_value"):
+                dims[0].dim_param = "batch"
+    for node in graph.node:
+        for k, name in enumerate(node.input):
+            if name in renames:
+                node.input[k] = renames[name]
+        for k, name in enumerate(node.output):
+            if name in renames:
+                node.output[k] = renames[name]
+    for vi in graph.value_info:
+        if vi.name in renames:
+            vi.name = renames[vi.name]
+
+
+# ---------------------------------------------------------------------------------------------------- Core ML
+
+def _fixed_factor_model(bundle):
+    """The bundle's weights in a flexible-size model (input_size None) whose bilinear upsamplings resize by a
+    fixed 2-element factor of the runtime shape: Core ML's converter then knows the scale for every size."""
+    import keras  # noqa: PLC0415
+    import tensorflow as tf  # noqa: PLC0415
+
+    from bbe_mobile.bundle import build_from_config  # noqa: PLC0415
+
+    class FixedFactorUpsample(keras.layers.Layer):
+        def __init__(self, factor: int, **kwargs):
+            super().__init__(**kwargs)
+            self.factor = factor
+
+        def call(self, x):
+            size = tf.shape(x)[1:3] * tf.constant([self.factor, self.factor])
+            return tf.image.resize(x, size, method="bilinear")
+
+    def clone(layer):
+        if isinstance(layer, keras.layers.UpSampling2D):
+            if layer.size[0] != layer.size[1] or layer.interpolation != "bilinear":
+                raise ExportError(f"layer {layer.name}: only square bilinear upsampling is supported")
+            return FixedFactorUpsample(layer.size[0], name=layer.name)
+        return layer.__class__.from_config(layer.get_config())
+
+    flexible = build_from_config(bundle.config, None)
+    model = keras.models.clone_model(flexible, clone_function=clone)
+    model.set_weights(bundle.model.get_weights())
+    return model
+
+
+def _coreml_compress(mlmodel, precision: str):
+    from coremltools.optimize.coreml import (  # noqa: PLC0415
+        OpLinearQuantizerConfig,
+        OpPalettizerConfig,
+        OptimizationConfig,
+        linear_quantize_weights,
+        palettize_weights,
+    )
+
+    if precision == "int8":
+        return linear_quantize_weights(mlmodel, OptimizationConfig(
+            global_config=OpLinearQuantizerConfig(mode="linear_symmetric", dtype="int8")))
+    if precision in ("palette6", "palette4"):
+        nbits = int(precision[-1])
+        return palettize_weights(mlmodel, OptimizationConfig(global_config=OpPalettizerConfig(mode="kmeans",
+                                                                                              nbits=nbits)))
+    return mlmodel
+
+
+def export_coreml(bundle, precision: str, path: Path, options: ExportOptions) -> list[str]:
+    from bbe_mobile.artifact_info import import_coremltools  # noqa: PLC0415
+
+    ct = import_coremltools()
+
+    size = bundle.input_size
+    if options.coreml_target not in COREML_TARGETS:
+        raise ExportError(f"unknown Core ML deployment target {options.coreml_target!r}: "
+                          f"choose from {', '.join(COREML_TARGETS)}")
+    target = getattr(ct.target, options.coreml_target)
+    if precision in ("int8", "palette6", "palette4") and options.coreml_target == "iOS15":
+        raise ExportError(f"Core ML {precision} weight compression needs iOS16 or later (--min-target)")
+    notes = []
+    if options.flexible_sizes:
+        if options.coreml_target == "iOS15":
+            raise ExportError("flexible input sizes need iOS16 or later (--min-target)")
+        sizes = sorted({size, *options.flexible_sizes})
+        bad = [s for s in sizes if s <= 0 or s % 16]
+        if bad:
+            raise ExportError(f"flexible sizes must be positive multiples of 16, got {bad[0]}")
+        model = _fixed_factor_model(bundle)
+        fn = serving_function(model, None, 1)
+        shape = ct.EnumeratedShapes(shapes=[(1, s, s, 3) for s in sizes], default=(1, size, size, 3))
+        notes.append(f"enumerated input sizes {sizes}")
+    else:
+        fn = serving_function(bundle.model, size, 1)
+        shape = (1, size, size, 3)
+    cf = fn.get_concrete_function()
+    tf_outputs = [t.name.split(":")[0] for t in cf.outputs]  # [prob, offsets], in this order
+    if options.coreml_input == "image":
+        inputs = [ct.ImageType(name=INPUT_NAME, shape=shape, scale=1.0, bias=[0.0, 0.0, 0.0],
+                               color_layout=ct.colorlayout.RGB)]
+    elif options.coreml_input == "tensor":
+        inputs = [ct.TensorType(name=INPUT_NAME, shape=shape, dtype=np.float32)]
+    else:
+        raise ExportError(f"unknown Core ML input kind {options.coreml_input!r}: image or tensor")
+    compute = ct.precision.FLOAT32 if precision == "fp32" else ct.precision.FLOAT16
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), _quiet_tqdm():
+            mlmodel = ct.convert([cf], source="tensorflow", convert_to="mlprogram", inputs=inputs,
+                                 outputs=[ct.TensorType(name=n, dtype=np.float32) for n in tf_outputs],
+                                 compute_precision=compute, minimum_deployment_target=target)
+            with np.errstate(divide="ignore", invalid="ignore"):  # all-zero weights give scale 0 (kept as 0)
+                mlmodel = _coreml_compress(mlmodel, precision)
+    except ExportError:
+        raise
+    except Exception as exc:
+        raise ExportError(f"Core ML conversion failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from None
+    spec = mlmodel.get_spec()
+    ct.utils.rename_feature(spec, tf_outputs[0], PROB_OUTPUT)
+    ct.utils.rename_feature(spec, tf_outputs[1], OFFSETS_OUTPUT)
+    mlmodel = ct.models.MLModel(spec, weights_dir=mlmodel.weights_dir, skip_model_load=True)
+    meta = _metadata(bundle, size, precision)
+    mlmodel.user_defined_metadata[METADATA_KEY] = json.dumps(meta)
+    mlmodel.short_description = (f"BBE person instance segmentation ({bundle.name}, {precision}); "
+                                  "group the outputs with the grouper of docs/grouper.md")
+    mlmodel.author = "bbe-mobile"
+    mlmodel.version = meta["model_version"]
+    mlmodel.input_description[INPUT_NAME] = (
+        f"RGB image {size}x{size}, letterboxed (top-left, black padding); pixel values 0..255, normalised "
+        "inside the model" if options.coreml_input == "image"
+        else f"float32 (1, {size}, {size}, 3) NHWC RGB in [0, 255], letterboxed (top-left, black padding)")
+    mlmodel.output_description[PROB_OUTPUT] = "person probability per cell (1, S/4, S/4, 1), in [0, 1]"
+    mlmodel.output_description[OFFSETS_OUTPUT] = "box offsets (dx, dy, dw, dh) per cell (1, S/4, S/4, 4)"
+    mlmodel.save(str(path))
+    from bbe_mobile.runtime import CoreMLUnavailable  # noqa: PLC0415
+
+    try:
+        _smoke_run(path, size)
+    except CoreMLUnavailable as exc:
+        notes.append(f"not run: {exc}")
+    return notes
+
+
+@contextlib.contextmanager
+def _quiet_tqdm():
+    """coremltools draws tqdm progress bars on stderr: silence them for the duration."""
+    try:
+        import tqdm  # noqa: PLC0415
+    except ImportError:  # pragma: no cover
+        yield
+        return
+    original = tqdm.tqdm.__init__
+
+    def init(self, *args, **kwargs):
+        kwargs["disable"] = True
+        original(self, *args, **kwargs)
+
+    tqdm.tqdm.__init__ = init
+    try:
+        yield
+    finally:
+        tqdm.tqdm.__init__ = original
+
+
+# ---------------------------------------------------------------------------------------------------- driver
+
+EXPORTERS = {"tflite": export_tflite, "onnx": export_onnx, "coreml": export_coreml}
+
+
+def _smoke_run(path: Path, size: int) -> None:
+    """Run a written artifact once on a grey canvas: it must load and give finite outputs of the right shape."""
+    from bbe_mobile.runtime import CoreMLUnavailable, load_runner  # noqa: PLC0415
+
+    try:
+        runner = load_runner(path)
+        prob, offsets = runner.run(np.full((size, size, 3), 127.0, np.float32))
+    except CoreMLUnavailable:
+        raise
+    except Exception as exc:
+        raise ExportError(f"the converted artifact does not run: {type(exc).__name__}: {str(exc)[:200]}") from None
+    if prob.shape != (size // runner.stride, size // runner.stride) or offsets.shape != prob.shape + (4,):
+        raise ExportError(f"the converted artifact gives outputs {prob.shape}/{offsets.shape}")
+
+
+def export_artifact(bundle, target: str, precision: str, out_path: str | os.PathLike,
+                    options: ExportOptions = ExportOptions()) -> ExportResult:
+    """Convert ``bundle`` (already at the wanted input size) to one artifact written atomically at
+    ``out_path``."""
+    _check_bundle(bundle)
+    if target not in TARGETS:
+        raise ExportError(f"unknown target {target!r}: choose from {', '.join(TARGETS)}")
+    parse_precisions(target, precision)
+    if options.io_dtype not in IO_DTYPES:
+        raise ExportError(f"unknown I/O type {options.io_dtype!r}: choose from {', '.join(IO_DTYPES)}")
+    out_path = Path(out_path)
+    start = time.perf_counter()
+    with atomic_output(out_path) as tmp:
+        notes = EXPORTERS[target](bundle, precision, tmp, options)
+    from bbe_mobile.artifact_info import file_size  # noqa: PLC0415
+
+    return ExportResult(target, precision, out_path, file_size(out_path), time.perf_counter() - start, notes)
+
+
+@dataclass
+class ConvertOutcome:
+    """One variant of ``convert``: the export result (None if conversion failed), its verification report
+    (None with --no-verify), ``status`` ``ok``/``unverified``/``failed``/``verify-skipped`` and a message."""
+
+    target: str
+    precision: str
+    path: Path
+    result: ExportResult | None
+    report: dict | None
+    status: str
+    message: str = ""
+
+
+def convert(bundle, targets: list[str], precisions: dict[str, list[str]], out_dir: str | os.PathLike,
+            options: ExportOptions = ExportOptions(), verify: bool = True, verify_images: str | None = None,
+            num_verify: int = 20, log=print) -> list[ConvertOutcome]:
+    """Export every (target, precision) into ``out_dir``; with ``verify`` each artifact is verified against
+    ``bundle`` on ``verify_images`` while still at its temporary path and moved into place only if it passes
+    (its report is written as ``NAME.verify.json`` either way)."""
+    from bbe_mobile import verify as verification  # noqa: PLC0415
+    from bbe_mobile.artifact_info import file_size  # noqa: PLC0415
+
+    _check_bundle(bundle)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if options.input_size and options.input_size != bundle.input_size:
+        bundle = bundle.resized(options.input_size)
+    if verify:
+        verify_dir = verify_images or str(DEFAULT_VERIFY_DIR)
+        files = verification.select_images(verify_dir, num_verify)  # fail early, before converting
+    outcomes = []
+    for target in targets:
+        for precision in precisions[target]:
+            final = out / artifact_name(bundle.name, target, precision, options)
+            log(f"converting {target} {precision} -> {final}")
+            start = time.perf_counter()
+            try:
+                with atomic_output(final) as tmp:
+                    notes = EXPORTERS[target](bundle, precision, tmp, options)
+                    result = ExportResult(target, precision, final, file_size(tmp), time.perf_counter() - start,
+                                          notes)
+                    report = None
+                    if verify:
+                        report = verification.verify_runner_path(tmp, bundle, files, precision=precision,
+                                                                 artifact_label=str(final))
+                        verification.write_report(report, final.parent / (final.name + ".verify.json"))
+                        if report["status"] == "failed":
+                            raise _VerificationFailed(report)
+            except _VerificationFailed as failed:
+                outcomes.append(ConvertOutcome(target, precision, final, result, failed.report, "failed",
+                                               "verification failed: " + verification.failure_summary(failed.report)
+                                               + f"; artifact not written (report: {final.name}.verify.json)"))
+                log(f"  FAILED {outcomes[-1].message}")
+                continue
+            except Exception as exc:  # noqa: BLE001 - one variant failing must not stop the others
+                message = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {str(exc)[:200]}"
+                outcomes.append(ConvertOutcome(target, precision, final, None, None, "failed", message))
+                log(f"  FAILED {message}")
+                continue
+            status = "unverified" if report is None else ("ok" if report["status"] == "passed" else "verify-skipped")
+            message = "" if report is None or report["status"] != "skipped" else report["message"]
+            outcomes.append(ConvertOutcome(target, precision, final, result, report, status, message))
+            extra = f" ({'; '.join(result.notes)})" if result.notes else ""
+            log(f"  {status}: {result.size_bytes / 1e6:.3f} MB in {result.convert_seconds:.1f} s{extra}"
+                + (f"; {message}" if message else ""))
+    return outcomes
+
+
+class _VerificationFailed(Exception):
+    def __init__(self, report: dict):
+        super().__init__("verification failed")
+        self.report = report
+

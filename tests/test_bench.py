@@ -1,0 +1,160 @@
+"""``bbe-mobile bench`` (bbe_mobile/bench.py): fast checks on the tiny bundle with a handful of runs."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import COCO
+
+from bbe_mobile import bench
+from bbe_mobile.cli import main
+
+HAVE_CALIBRATION = (COCO / "train").is_dir()  # full-int8 TFLite needs calibration images from ../shared
+
+DEVICE_DOC = {
+    "format": "bbe-bench/1", "source": "ios-app", "device": "iPhone9,3", "runs": 50, "warmup": 5,
+    "results": [
+        {"kind": "grouper", "name": "bench_129_5", "height": 129, "width": 129, "people": 5,
+         "median_ms": 1.42, "p90_ms": 1.61, "min_ms": 1.30},
+        {"kind": "model", "name": "bbe_mnv2_035.mlpackage", "precision": "fp16", "compute_units": "all",
+         "median_ms": 31.0, "p90_ms": 35.5, "extra": "ignored"},
+        {"kind": "total", "name": "camera", "median_ms": 40.2, "p90_ms": 44.0},
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def bench_out(tmp_path_factory):
+    """One --out directory for the module: the artifact cache under it is reused by later runs."""
+    return tmp_path_factory.mktemp("bench_out")
+
+
+def _base_args(tiny_bundle, out) -> list[str]:
+    return ["bench", "--model", tiny_bundle, "--runs", "2", "--warmup", "1", "--grouper-runs", "2",
+            "--threads", "1,2", "--num-verify", "1", "--num-calibration", "2", "--no-progress", "--out", str(out)]
+
+
+def test_cli_end_to_end_estimates_device_file_and_missing_toolchains(tiny_bundle, bench_out, tmp_path, monkeypatch):
+    device_file = tmp_path / "bbe-bench-iPhone9,3.json"
+    device_file.write_text(json.dumps(DEVICE_DOC))
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))  # no swift, no java: both grouper benches must be skipped with a note
+    result = CliRunner().invoke(main, _base_args(tiny_bundle, bench_out) + [
+        "--formats", "keras,tflite-fp32,tflite-int8,coreml-fp16", "--device", "iphone7", "--no-peers",
+        "--from-device", str(device_file)])
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    for name in ("bench_iphone7.json", "bench_iphone7.md", "bench_iphone7.png"):
+        assert (bench_out / name).is_file()
+    assert (bench_out / "bench_iphone7.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    doc = json.loads((bench_out / "bench_iphone7.json").read_text())
+    # the grouper rows and the paper's 1-2 ms reference
+    assert "| bench_129_5 | 129x129 | 5 |" in out and "| bench_257_20 |" in out and "| bench_65_1 |" in out
+    assert "1-2 ms" in out and "paper: grouping 1-2 ms on an iPhone 7" in out
+    # estimates are labelled as such
+    assert "ESTIMATE for iPhone 7" in out and "(est." in out and "estimates, not measurements" in out
+    assert doc["estimates"]["factor"] == pytest.approx(1000 / 740)
+    assert doc["estimates"]["grouper_source"] == "numpy"
+    # missing toolchains: skipped with a clear note
+    sources = {g["source"]: g for g in doc["groupers"]}
+    assert sources["numpy"]["status"] == "ok" and len(sources["numpy"]["results"]) >= 9
+    assert sources["swift"]["status"] == "skipped" and "swift not found" in sources["swift"]["note"]
+    assert sources["kotlin"]["status"] == "skipped" and "java" in sources["kotlin"]["note"]
+    assert "swift not found on PATH" in out
+    # BBE / semantic-only latency ratio for fp32 and int8 TFLite, each thread count
+    ratios = {(t["precision"], t["threads"]) for t in doc["twin"]}
+    expected = {("fp32", 1), ("fp32", 2)} | ({("int8", 1), ("int8", 2)} if HAVE_CALIBRATION else set())
+    assert ratios == expected
+    assert all(t["ratio"] > 0 for t in doc["twin"])
+    assert "ratio BBE/semantic" in out
+    # formats: sizes, latencies, Core ML size only
+    rows = {r["format"]: r for r in doc["formats"]}
+    assert rows["tflite-fp32"]["latency"]["1"]["runs"] == 2
+    if HAVE_CALIBRATION:
+        assert rows["tflite-int8"]["latency"]["2"]["median_ms"] > 0
+        assert rows["tflite-int8"]["verify"]["status"] in ("passed", "failed")
+    assert rows["coreml-fp16"]["size_mb"] > 0 and rows["coreml-fp16"]["latency"] == {}
+    assert "n/a (macOS)" in out
+    # the device file is shown and compared with the paper
+    assert "Measured on device" in out and "iPhone9,3" in out and "within 1-2 ms" in out
+    assert doc["from_device"][0]["results"][1]["median_ms"] == 31.0
+
+
+def test_cli_host_reuses_cache(tiny_bundle, bench_out, monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    result = CliRunner().invoke(main, _base_args(tiny_bundle, bench_out) + [
+        "--formats", "tflite-fp32", "--grouper-sources", "numpy", "--no-peers"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads((bench_out / "bench_host.json").read_text())
+    assert doc["estimates"] is None and "ESTIMATE" not in result.stdout
+    assert doc["formats"][0]["note"] == "cached"  # converted by the previous test
+    assert [t["precision"] for t in doc["twin"]] == ["fp32", "fp32"]
+    assert (bench_out / "bench_host.png").is_file()
+
+
+@pytest.mark.parametrize("content, message", [
+    ("{not json", "invalid JSON"),
+    (json.dumps({"format": "bbe-bench/0", "results": []}), "'format'"),
+    (json.dumps({"format": "bbe-bench/1", "results": []}), "non-empty list"),
+    (json.dumps({"format": "bbe-bench/1", "results": [{"kind": "grouper", "median_ms": "fast", "p90_ms": 1}]}),
+     "median_ms"),
+    (json.dumps({"format": "bbe-bench/1", "results": [{"kind": "gpu", "median_ms": 1, "p90_ms": 1}]}), "kind"),
+    (json.dumps([1, 2]), "JSON object"),
+])
+def test_malformed_device_file_is_one_line_error_exit_2(tmp_path, content, message):
+    bad = tmp_path / "bad.json"
+    bad.write_text(content)
+    result = CliRunner().invoke(main, ["bench", "--from-device", str(bad), "--no-progress",
+                                       "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
+    assert "not a valid bbe-bench/1 results file" in lines[0] or "invalid JSON" in lines[0]
+
+
+def test_missing_device_file_and_bad_arguments(tmp_path):
+    runner = CliRunner()
+    for args, message in ((["--from-device", str(tmp_path / "nope.json")], "results file not found"),
+                          (["--device", "nokia3310"], "unknown device"),
+                          (["--formats", "tflite-int4"], "unknown format"),
+                          (["--threads", "0"], "--threads")):
+        result = runner.invoke(main, ["bench", "--no-progress", *args])
+        assert result.exit_code == 2, result.output
+        assert result.stderr.startswith("error: ") and message in result.stderr
+
+
+def test_valid_documents_accepted():
+    assert bench.validate_bench_doc(DEVICE_DOC, "x")["device"] == "iPhone9,3"
+    minimal = {"format": "bbe-bench/1", "results": [{"kind": "model", "median_ms": 0, "p90_ms": 0.1}]}
+    assert bench.validate_bench_doc(minimal, "x") is minimal
+    text = "compiling...\n" + json.dumps(DEVICE_DOC)
+    assert bench.parse_bench_stdout(text, "bench")["source"] == "ios-app"
+
+
+def test_profiles_document_their_method():
+    names = bench.profile_names()
+    assert {"iphone7", "iphone12", "iphone15", "pixel4", "pixel8", "host"} <= set(names)
+    for name in names:
+        profile = bench.load_profile(name)
+        if profile["kind"] == "phone":
+            assert profile["single_core"]["source"].startswith("Geekbench Browser")
+            assert "ASSUMED" in profile["host_reference"]["how"]
+            assert profile["limits"] and profile["method"]
+            assert bench.speed_factor(profile) > 0
+        else:
+            assert bench.speed_factor(profile) is None
+
+
+def test_helpers():
+    stats = bench.summarize([1, 2, 3, 4, 100])
+    assert stats["median_ms"] == 3 and stats["p90_ms"] > 4 and stats["iqr_ms"] == 2 and stats["runs"] == 5
+    assert bench.paper_verdict(0.5) == "below 1 ms" and bench.paper_verdict(1.5) == "within 1-2 ms"
+    assert bench.paper_verdict(2.5) == "above 2 ms"
+    assert bench.parse_formats("all") == tuple(bench.FORMATS)
+    assert bench.parse_threads("1,2,2") == (1, 2)
+    calls = []
+    times = bench.time_interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, runs=3, warmup=1)
+    assert calls == ["a", "b"] + ["a", "b"] * 3 and len(times["a"]) == 3

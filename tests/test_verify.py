@@ -1,0 +1,139 @@
+"""Verification of exported artifacts: passes for good ones, fails (exit 1, clear report) for a broken one."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from click.testing import CliRunner  # noqa: E402
+
+from bbe_mobile import export, verify  # noqa: E402
+from bbe_mobile.bundle import load_bundle  # noqa: E402
+from bbe_mobile.cli import main  # noqa: E402
+from test_export import SHARED, make_bundle, needs_shared, write_images  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def bundle_dir(tmp_path_factory) -> Path:
+    return make_bundle(tmp_path_factory.mktemp("verify_bundle"))
+
+
+@pytest.fixture(scope="module")
+def broken_dir(tmp_path_factory) -> Path:
+    """The same model with the person head perturbed (weights x1.5, bias +0.5)."""
+    return make_bundle(tmp_path_factory.mktemp("broken_bundle"), perturb=0.5)
+
+
+@pytest.fixture(scope="module")
+def images_dir(tmp_path_factory) -> Path:
+    return write_images(tmp_path_factory.mktemp("verify_images"), 6, seed=3)
+
+
+@pytest.fixture(scope="module")
+def good_tflite(bundle_dir, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("good") / "tiny_fp32.tflite"
+    export.export_artifact(load_bundle(bundle_dir), "tflite", "fp32", path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def broken_tflite(broken_dir, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("broken") / "tiny_fp32.tflite"
+    export.export_artifact(load_bundle(broken_dir), "tflite", "fp32", path)
+    return path
+
+
+def test_verify_passes_for_good_artifact(good_tflite, bundle_dir, images_dir):
+    report = verify.verify(str(good_tflite), str(bundle_dir), str(images_dir), 6)
+    assert report["status"] == "passed", verify.format_report(report)
+    m = report["metrics"]
+    assert m["n_images"] == 6 and m["prob_max_abs"] < 1e-4
+    assert m["instances_reference"] > 0, "the test model should find people (see test_export.lively)"
+    assert m["instance_iou"] > 0.99 and m["mask_iou"] > 0.99 and m["count_abs_diff"] == 0
+    assert {c["name"] for c in report["checks"]} == {"prob_max_abs", "prob_mean_abs", "offsets_mean_abs",
+                                                     "count_mismatch_rate", "mask_iou", "instance_iou"}
+
+
+def test_verify_fails_for_broken_artifact(broken_tflite, bundle_dir, images_dir, tmp_path):
+    report_path = tmp_path / "report.json"
+    result = CliRunner().invoke(main, ["verify", str(broken_tflite), "--reference", str(bundle_dir), "--images",
+                                       str(images_dir), "--num-images", "6", "--report", str(report_path)])
+    assert result.exit_code == 1, result.output
+    assert "FAILED: prob_max_abs" in result.output and "FAIL  prob_mean_abs" in result.output
+    report = json.loads(report_path.read_text())
+    assert report["status"] == "failed" and report["precision"] == "fp32"
+    failed = {c["name"] for c in report["checks"] if not c["ok"]}
+    assert {"prob_max_abs", "prob_mean_abs", "mask_iou"} <= failed
+    assert len(report["metrics"]["images"]) == 6
+
+
+def test_convert_does_not_ship_a_failing_artifact(bundle_dir, broken_dir, images_dir, tmp_path, monkeypatch):
+    """If the converted graph disagrees with the Keras model, convert writes the report, not the artifact."""
+    broken = load_bundle(broken_dir)
+    original = export.EXPORTERS["tflite"]
+    monkeypatch.setitem(export.EXPORTERS, "tflite", lambda b, p, path, o: original(broken, p, path, o))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["convert", "--target", "tflite", "--precision", "fp32", "--model",
+                                       str(bundle_dir), "--out", str(out), "--verify-images", str(images_dir),
+                                       "--num-verify", "4"])
+    assert result.exit_code == 1
+    assert "verification failed: prob_max_abs" in result.output and "artifact not written" in result.output
+    assert sorted(p.name for p in out.iterdir()) == ["tiny_fp32.tflite.verify.json"]
+    assert json.loads((out / "tiny_fp32.tflite.verify.json").read_text())["status"] == "failed"
+
+
+def test_verify_errors(good_tflite, bundle_dir, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for args, message in (([str(tmp_path / "nope.tflite")], "artifact not found"),
+                          ([str(good_tflite), "--images", str(empty)], "no images"),
+                          ([str(good_tflite), "--images", str(tmp_path / "missing")], "image directory not found"),
+                          ([str(good_tflite), "--num-images", "0"], "must be positive")):
+        result = CliRunner().invoke(main, ["verify", *args, "--reference", str(bundle_dir)])
+        assert result.exit_code == 2 and message in result.output, (args, result.output)
+
+
+def test_instance_matching_is_label_permutation_invariant():
+    ref = np.zeros((10, 10), np.int32)
+    ref[:5, :5], ref[5:, 5:], ref[:3, 7:] = 1, 2, 3
+    art = np.zeros_like(ref)
+    art[:5, :5], art[5:, 5:] = 2, 1  # same masks, other numbering, one instance missing
+    ious, n_ref, n_art = verify._instance_ious(ref, art)
+    assert sorted(ious) == [1.0, 1.0] and (n_ref, n_art) == (3, 2)
+    art[4, :5] = 0  # shrink one mask: 20 of 25 pixels
+    ious, _, _ = verify._instance_ious(ref, art)
+    assert sorted(ious) == [pytest.approx(0.8), 1.0]
+    assert verify._instance_ious(ref, np.zeros_like(ref)) == ([], 3, 0)
+
+
+def test_thresholds_cover_every_precision():
+    for target, precisions in export.PRECISIONS.items():
+        for precision in precisions:
+            limits = verify.thresholds_for(precision, target)
+            assert 0 < limits.mask_iou <= 1 and 0 < limits.instance_iou <= 1
+    assert verify.thresholds_for("int8", "tflite").mask_iou == 0.93  # the acceptance figures
+    assert verify.thresholds_for("int8", "tflite").instance_iou == 0.9
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "export.md").read_text()
+    for precision in verify.THRESHOLDS:
+        assert f"`{precision}`" in doc
+
+
+@needs_shared
+def test_real_images_selection_and_verification(good_tflite, bundle_dir):
+    files = verify.select_images(SHARED / "val", 6)
+    assert len(files) == 6 and files == sorted(files)
+    doc = json.loads((SHARED / "instances_person_val.json").read_text())
+    ids = {img["file_name"]: img["id"] for img in doc["images"]}
+    people = {}
+    for ann in doc["annotations"]:
+        if not ann["iscrowd"]:
+            people[ann["image_id"]] = people.get(ann["image_id"], 0) + 1
+    counts = sorted(people.get(ids[f.name], 0) for f in files)
+    assert counts[:3] == [1, 1, 1] and min(counts[3:]) >= 2  # half multi-person, half single
+    report = verify.verify(str(good_tflite), str(bundle_dir), str(SHARED / "val"), 4)
+    assert report["status"] == "passed", verify.format_report(report)
