@@ -110,13 +110,29 @@ def nms(boxes: np.ndarray, scores: np.ndarray, t_nms: float, max_keep: int) -> n
 
 def assign_pixels(cell_boxes: np.ndarray, kept_boxes: np.ndarray, t_iou: float) -> np.ndarray:
     """Label (1-based kept number, 0 = none) of each cell box (N, 4) against kept boxes (K, 4): the kept box of
-    maximum IoU (ties to the earlier one) if that IoU >= t_iou."""
-    if len(kept_boxes) == 0:
-        return np.zeros(len(cell_boxes), dtype=np.int32)
-    iou = pairwise_iou(cell_boxes, kept_boxes)
-    best = np.argmax(iou, axis=1)
-    best_iou = iou[np.arange(len(best)), best]
-    return np.where(best_iou >= t_iou, best + 1, 0).astype(np.int32)
+    maximum IoU (ties to the earlier one) if that IoU >= t_iou. One pass per kept box over contiguous columns
+    (K <= max_instances), the same arithmetic as ``pairwise_iou``."""
+    x1, y1, x2, y2 = np.asarray(cell_boxes, np.float64).T.copy()
+    area = np.maximum(x2 - x1, 0) * np.maximum(y2 - y1, 0)
+    best_iou = np.full(len(area), -1.0)
+    best = np.zeros(len(area), np.int32)
+    iw, ih, union = np.empty_like(area), np.empty_like(area), np.empty_like(area)
+    for k, (kx1, ky1, kx2, ky2) in enumerate(np.asarray(kept_boxes, np.float64)):
+        np.minimum(x2, kx2, out=iw)
+        iw -= np.maximum(x1, kx1)
+        np.maximum(iw, 0, out=iw)
+        np.minimum(y2, ky2, out=ih)
+        ih -= np.maximum(y1, ky1)
+        np.maximum(ih, 0, out=ih)
+        iw *= ih  # intersection
+        np.add(area, max(kx2 - kx1, 0) * max(ky2 - ky1, 0), out=union)
+        union -= iw
+        np.maximum(union, np.finfo(np.float64).tiny, out=union)
+        iw /= union  # IoU
+        better = iw > best_iou  # strict: equal IoUs stay with the earlier kept box
+        best_iou[better] = iw[better]
+        best[better] = k + 1
+    return np.where(best_iou >= t_iou, best, 0).astype(np.int32)
 
 
 def group(prob: np.ndarray, offsets: np.ndarray, stride: float, config: GrouperConfig = GrouperConfig()) -> Instances:

@@ -6,6 +6,21 @@ import pytest
 from bbe_mobile.bundle import ModelError, load_bundle
 
 
+def test_saved_weights_come_back(tmp_path):
+    from bbe_mobile.bundle import save_bundle
+    from bbe_mobile.grouper import GrouperConfig
+    from bbe_mobile.model import ModelConfig, build_bbe
+
+    model = build_bbe(64, aspp_filters=16, decoder_filters=16)
+    x = np.random.default_rng(1).uniform(0, 255, (1, 64, 64, 3)).astype(np.float32)
+    save_bundle(tmp_path / "b", model, ModelConfig(aspp_filters=16, decoder_filters=16), 64, GrouperConfig(t_iou=0.5),
+                "b", {"steps": 3})
+    loaded = load_bundle(tmp_path / "b")
+    for a, b in zip(model(x), loaded.model(x)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert loaded.grouper.t_iou == 0.5 and loaded.info == {"steps": 3}
+
+
 def test_round_trip_and_resize(tiny_bundle):
     b = load_bundle(tiny_bundle)
     assert b.input_size == 64 and b.stride == 4 and b.name == "tiny"
