@@ -121,7 +121,7 @@ class _ValueDecoder:
     """Turns MIL ``Value`` protos (immediate or blob-file) into NumPy arrays / Python strings."""
 
     def __init__(self, model_dir: str | None):
-        self.model_dir = model_dir
+        self.model_dir = os.path.abspath(model_dir) if model_dir else None  # relative dirs resolve once, here
         self._readers: dict[str, Any] = {}
 
     def _reader(self, file_name: str):

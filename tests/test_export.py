@@ -261,6 +261,15 @@ def test_coreml_variants(bundle, tmp_path, precision, coreml_input, op):
     _coreml_numeric_check(path, bundle, 0.05 if precision in ("fp16", "fp32") else 0.3)
 
 
+def test_coreml_to_a_relative_output_path(bundle, tmp_path, monkeypatch):
+    """Regression: the weight file of a package written to a relative path must be found (smoke run + exec)."""
+    monkeypatch.chdir(tmp_path)
+    path = Path("rel") / "m.mlpackage"
+    path.parent.mkdir()
+    export.export_artifact(bundle, "coreml", "fp16", path, export.ExportOptions())
+    _coreml_numeric_check(path, bundle, 0.05)
+
+
 @pytest.mark.slow  # ~15-25 s: a second model build and conversion
 def test_coreml_flexible_sizes(bundle, tmp_path):
     opts = export.ExportOptions(flexible_sizes=(128,))
