@@ -153,6 +153,26 @@ class Grouper(val config: GrouperConfig = GrouperConfig()) {
         renumber = IntArray(k + 1)
     }
 
+    /** Scratch for [decodeInto]: x1, y1, x2, y2, area of the box being looked at. */
+    private val box = DoubleArray(5)
+
+    /**
+     * Decodes the box of the cell whose offsets start at [o] and whose centre is ([cx], [cy]) input pixels into
+     * [out] as x1, y1, x2, y2, area (docs/grouper.md step 1 and "IoU", float64).
+     */
+    private fun decodeInto(off: FloatArray, o: Int, cx: Double, cy: Double, aw: Double, ah: Double, mls: Double,
+                           out: DoubleArray) {
+        val bw = aw * Math.exp(clamp(off[o + 2].toDouble(), mls))
+        val bh = ah * Math.exp(clamp(off[o + 3].toDouble(), mls))
+        val bx = cx + off[o].toDouble() * aw
+        val by = cy + off[o + 1].toDouble() * ah
+        out[0] = bx - bw / 2
+        out[1] = by - bh / 2
+        out[2] = bx + bw / 2
+        out[3] = by + bh / 2
+        out[4] = area(out[0], out[1], out[2], out[3])
+    }
+
     private fun run(prob: FloatArray, off: FloatArray, h: Int, w: Int, stride: Double, labels: IntArray): Instances {
         val n = h * w
         if (n == 0) return Instances(h, w, labels, FloatArray(0), FloatArray(0))
@@ -211,18 +231,12 @@ class Grouper(val config: GrouperConfig = GrouperConfig()) {
             c++
             val i = idx / w
             val j = idx - i * w
-            val o = 4 * idx
-            val dw = clamp(off[o + 2].toDouble(), mls)
-            val dh = clamp(off[o + 3].toDouble(), mls)
-            val bw = aw * Math.exp(dw)
-            val bh = ah * Math.exp(dh)
-            val bx = (j + 0.5) * stride + off[o].toDouble() * aw
-            val by = (i + 0.5) * stride + off[o + 1].toDouble() * ah
-            val x1 = bx - bw / 2
-            val y1 = by - bh / 2
-            val x2 = bx + bw / 2
-            val y2 = by + bh / 2
-            val area = area(x1, y1, x2, y2)
+            decodeInto(off, 4 * idx, (j + 0.5) * stride, (i + 0.5) * stride, aw, ah, mls, box)
+            val x1 = box[0]
+            val y1 = box[1]
+            val x2 = box[2]
+            val y2 = box[3]
+            val area = box[4]
             var keep = true
             for (k in 0 until nk) {
                 if (iou(x1, y1, x2, y2, area, kx1[k], ky1[k], kx2[k], ky2[k], ka[k]) > tNms) {
@@ -253,18 +267,12 @@ class Grouper(val config: GrouperConfig = GrouperConfig()) {
                 val idx = row + j
                 val pd = prob[idx].toDouble()
                 if (pd < tFg) continue
-                val o = 4 * idx
-                val dw = clamp(off[o + 2].toDouble(), mls)
-                val dh = clamp(off[o + 3].toDouble(), mls)
-                val bw = aw * Math.exp(dw)
-                val bh = ah * Math.exp(dh)
-                val bx = (j + 0.5) * stride + off[o].toDouble() * aw
-                val by = cy + off[o + 1].toDouble() * ah
-                val x1 = bx - bw / 2
-                val y1 = by - bh / 2
-                val x2 = bx + bw / 2
-                val y2 = by + bh / 2
-                val area = area(x1, y1, x2, y2)
+                decodeInto(off, 4 * idx, (j + 0.5) * stride, cy, aw, ah, mls, box)
+                val x1 = box[0]
+                val y1 = box[1]
+                val x2 = box[2]
+                val y2 = box[3]
+                val area = box[4]
                 // IoU with every kept box (docs/grouper.md "IoU"), inlined; a box without overlap has IoU 0,
                 // which only matters as the first value (argmax ties go to the earlier box).
                 var best = -1.0
