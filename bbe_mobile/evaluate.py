@@ -114,8 +114,8 @@ def oracle_results(dataset: CocoPersons, image_ids: list[int], stride: int, grou
     into perfect maps (probability 1 on person cells, exact offsets) and grouped. Returns COCO results."""
     results = []
     for image_id in image_ids:
-        masks, crowd = dataset.masks(image_id)
-        h0, w0 = masks.shape[1:] if len(masks) else (dataset.info(image_id)["height"], dataset.info(image_id)["width"])
+        masks, crowd = dataset.masks(image_id)  # (N, h0, w0), also for N = 0
+        h0, w0 = masks.shape[1:]
         targets = build_targets(masks, crowd, stride)
         prob = (targets.person >= 0.5).astype(np.float32)
         cells = group(prob, targets.offsets, stride, grouper)

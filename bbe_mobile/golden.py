@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -181,23 +180,18 @@ def bench_cases() -> list[GoldenCase]:
 def coco_cases(images_dir: str, annotations: str, count: int = 3, size: int = 256) -> list[GoldenCase]:
     """Cases from real COCO annotations: images with 2+ people, letterboxed to ``size``, targets at stride 4
     turned into maps (probability from cell coverage with a centre bump, exact box offsets)."""
-    from pycocotools.coco import COCO  # noqa: PLC0415 (only needed here)
-
+    from bbe_mobile.data import CocoPersons  # noqa: PLC0415 (pycocotools is only needed here)
     from bbe_mobile.letterbox import Letterbox, letterbox_masks
-    from bbe_mobile.targets import annotation_masks, build_targets, mask_boxes
+    from bbe_mobile.targets import build_targets, mask_boxes
 
-    with open(os.devnull, "w") as devnull:
-        import contextlib
-        with contextlib.redirect_stdout(devnull):
-            coco = COCO(annotations)
+    dataset = CocoPersons(images_dir, annotations)
     cases = []
     config = GrouperConfig()
-    for image_id in sorted(coco.getImgIds()):
-        info = coco.loadImgs(image_id)[0]
-        anns = coco.loadAnns(coco.getAnnIds(imgIds=image_id))
-        if sum(1 for a in anns if not a.get("iscrowd", 0)) < 2:
+    for image_id in dataset.image_ids:
+        if dataset.people_count(image_id) < 2:
             continue
-        masks, crowd = annotation_masks(anns, info["height"], info["width"])
+        info = dataset.info(image_id)
+        masks, crowd = dataset.masks(image_id)
         box = Letterbox.fit((info["height"], info["width"]), size)
         lb = letterbox_masks(masks, box)
         t = build_targets(lb, crowd, 4)
@@ -213,7 +207,7 @@ def coco_cases(images_dir: str, annotations: str, count: int = 3, size: int = 25
         prob = _nudge(prob, config)
         if decision_margin(prob, t.offsets, 4.0, config) < MIN_MARGIN:
             continue
-        cases.append(GoldenCase(f"coco_{image_id}", f"COCO val image {image_id} ({len(anns)} person annotations) "
+        cases.append(GoldenCase(f"coco_{image_id}", f"COCO val image {image_id} ({len(masks)} person annotations) "
                                 f"letterboxed to {size}", prob, t.offsets, image_hw=(info["height"], info["width"]),
                                 scale=box.scale))
         if len(cases) == count:
