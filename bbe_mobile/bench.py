@@ -32,12 +32,13 @@ import platform
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from bbe_mobile.atomic import atomic_path, write_json, write_text
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
@@ -369,7 +370,7 @@ def prepare_formats(bundle, formats, cache: Path, options: BenchOptions, progres
             if report is not None:
                 if report.get("metrics"):
                     report["metrics"].pop("images", None)
-                write_json_atomic(report_path, report)
+                write_json(report_path, report, indent=1, default=str)
         progress.step()
         row["verify"] = _verify_summary(report)
         if target == "coreml":
@@ -420,7 +421,7 @@ def export_twin_tflite(twin, input_size: int, precision: str, path: Path, calibr
     data = converter.convert()
     if len(data) < 0.5 * twin.count_params() * (4 if precision == "fp32" else 1):
         raise BenchError("the twin's TFLite conversion lost its weights (converter silent failure)")
-    with export.atomic_output(path) as tmp:
+    with atomic_path(path) as tmp:
         tmp.write_bytes(data)
     return path
 
@@ -1078,30 +1079,8 @@ def draw_chart(result: dict, path: str | os.PathLike) -> None:
         draw.rectangle([lx, height - 22, lx + 10, height - 12], fill=COLORS[kind])
         draw.text((lx + 14, height - 24), LEGEND[kind], fill="black", font=font)
         lx += 30 + int(draw.textlength(LEGEND[kind], font=font))
-    tmp = Path(path).with_name(f".tmp-{os.getpid()}-{Path(path).name}")
-    try:
+    with atomic_path(path) as tmp:
         image.save(tmp, format="PNG")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix, dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-
-
-def write_json_atomic(path: str | os.PathLike, doc) -> None:
-    write_text_atomic(path, json.dumps(doc, indent=1, default=str) + "\n")
 
 
 def write_outputs(result: dict, out: str | os.PathLike) -> dict:
@@ -1109,8 +1088,8 @@ def write_outputs(result: dict, out: str | os.PathLike) -> dict:
     out = Path(out)
     stem = f"bench_{result['profile']['name']}"
     paths = {"json": out / f"{stem}.json", "markdown": out / f"{stem}.md", "png": out / f"{stem}.png"}
-    write_json_atomic(paths["json"], result)
-    write_text_atomic(paths["markdown"], format_markdown(result))
+    write_json(paths["json"], result, indent=1, default=str)
+    write_text(paths["markdown"], format_markdown(result))
     draw_chart(result, paths["png"])
     return paths
 

@@ -179,7 +179,8 @@ def eval_command(images, annotations, model, size, results, metrics_json, subset
                  max_instances):
     """Mask AP/AR of the person category (pycocotools, 12-column table) and semantic person IoU."""
     from bbe_mobile.data import CocoPersons  # noqa: PLC0415
-    from bbe_mobile.evaluate import evaluate, format_table, write_json  # noqa: PLC0415
+    from bbe_mobile.atomic import write_json  # noqa: PLC0415
+    from bbe_mobile.evaluate import evaluate, format_table  # noqa: PLC0415
 
     dataset = CocoPersons(images, annotations)
     ids = [img["id"] for img in dataset.coco.dataset["images"]]

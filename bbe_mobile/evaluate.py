@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
-import os
-import tempfile
 
 import numpy as np
 from pycocotools import mask as mask_utils
@@ -84,21 +81,6 @@ def evaluate(predictor: Predictor, dataset: CocoPersons, image_ids: list[int] | 
     metrics["person_iou_pooled"] = inter / union if union else 0.0
     metrics["images"] = len(image_ids)
     return results, metrics
-
-
-def write_json(path: str, data) -> None:
-    """Write json atomically (temp file in the same directory, then rename)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def format_table(metrics: dict) -> str:

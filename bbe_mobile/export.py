@@ -16,15 +16,14 @@ import contextlib
 import io
 import json
 import os
-import shutil
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from bbe_mobile.artifact_info import INPUT_NAME, METADATA_KEY, OFFSETS_OUTPUT, PROB_OUTPUT, make_metadata
+from bbe_mobile.atomic import atomic_path
 from bbe_mobile.letterbox import letterbox_image, read_image
 
 TARGETS = ("tflite", "coreml", "onnx")
@@ -154,44 +153,6 @@ def calibration_canvases(directory: str | os.PathLike, input_size: int, limit: i
     """The first ``limit`` images of ``directory`` (sorted names), letterboxed to ``input_size`` exactly as at
     inference (letterbox.letterbox_image: longer side = input_size, top-left, black padding, float RGB 0..255)."""
     return [letterbox_image(read_image(str(p)), input_size)[0] for p in image_files(directory, limit)]
-
-
-@contextlib.contextmanager
-def atomic_output(final_path: Path):
-    """Yield a hidden temporary path next to ``final_path``; rename it into place on success, delete it on any
-    error. Works for files and directories (.mlpackage)."""
-    final_path = Path(final_path)
-    final_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final_path.parent / f".tmp-{uuid.uuid4().hex[:8]}-{final_path.name}"
-    try:
-        yield tmp
-        if not tmp.exists():
-            raise ExportError(f"conversion wrote nothing for {final_path.name}")
-        replace_path(tmp, final_path)
-    finally:
-        remove_path(tmp)
-
-
-def replace_path(src: Path, dst: Path) -> None:
-    if src.is_dir():
-        if dst.exists():
-            old = dst.parent / f".old-{uuid.uuid4().hex[:8]}-{dst.name}"
-            os.replace(dst, old)
-            os.replace(src, dst)
-            remove_path(old)
-        else:
-            os.replace(src, dst)
-    else:
-        if dst.is_dir():
-            shutil.rmtree(dst)
-        os.replace(src, dst)
-
-
-def remove_path(p: Path) -> None:
-    if p.is_dir() and not p.is_symlink():
-        shutil.rmtree(p, ignore_errors=True)
-    elif p.exists() or p.is_symlink():
-        p.unlink(missing_ok=True)
 
 
 def _metadata(bundle, input_size: int, precision: str, **kw) -> dict:
@@ -550,7 +511,7 @@ def export_artifact(bundle, target: str, precision: str, out_path: str | os.Path
         raise ExportError(f"unknown I/O type {options.io_dtype!r}: choose from {', '.join(IO_DTYPES)}")
     out_path = Path(out_path)
     start = time.perf_counter()
-    with atomic_output(out_path) as tmp:
+    with atomic_path(out_path) as tmp:
         notes = EXPORTERS[target](bundle, precision, tmp, options)
     from bbe_mobile.artifact_info import file_size  # noqa: PLC0415
 
@@ -595,7 +556,7 @@ def convert(bundle, targets: list[str], precisions: dict[str, list[str]], out_di
             log(f"converting {target} {precision} -> {final}")
             start = time.perf_counter()
             try:
-                with atomic_output(final) as tmp:
+                with atomic_path(final) as tmp:
                     notes = EXPORTERS[target](bundle, precision, tmp, options)
                     result = ExportResult(target, precision, final, file_size(tmp), time.perf_counter() - start,
                                           notes)

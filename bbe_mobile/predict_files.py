@@ -1,13 +1,12 @@
 """Writing ``predict`` outputs: an overlay PNG and a JSON of instances per image, atomically."""
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from bbe_mobile.evaluate import encode_rle, write_json
+from bbe_mobile.atomic import atomic_path, write_json
+from bbe_mobile.evaluate import encode_rle
 from bbe_mobile.predictor import Prediction
 from bbe_mobile.visualize import overlay
 
@@ -26,13 +25,7 @@ def write_prediction(out_dir: str, path: str, image: np.ndarray, prediction: Pre
     out.mkdir(parents=True, exist_ok=True)
     stem = Path(path).stem
     png, js = out / f"{stem}.png", out / f"{stem}.json"
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=out)
-    os.close(fd)
-    try:
+    with atomic_path(png) as tmp:
         overlay(image, prediction).save(tmp, format="PNG")
-        os.replace(tmp, png)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     write_json(str(js), prediction_json(path, prediction))
     return png, js
