@@ -62,6 +62,9 @@ def main():
 @click.option("--lr2", type=float, default=1e-5, show_default=True)
 @click.option("--head-lr-mult", type=float, default=10.0, show_default=True,
               help="Learning-rate multiplier of ASPP, decoder and heads.")
+@click.option("--box-loss-weight", type=float, default=1.0, show_default=True, help="Weight of the L1 box loss.")
+@click.option("--balance-instances/--no-balance-instances", default=False, show_default=True,
+              help="Box loss: every person weighs the same instead of every person cell (helps small people).")
 @click.option("--paste-prob", type=float, default=0.6, show_default=True, help="Probability of copy-paste per sample.")
 @click.option("--max-pastes", type=int, default=3, show_default=True, help="Most people pasted into one sample.")
 @click.option("--paste-height", type=float, nargs=2, default=(0.25, 0.8), show_default=True,
@@ -77,8 +80,8 @@ def main():
 @click.option("--name", default="bbe", show_default=True, help="Model name stored in the bundle.")
 @click.option("--seed", type=int, default=0, show_default=True)
 def train(train_sets, val_trainable, out_dir, backbone, alpha, output_stride, aspp, backbone_weights, init_model, crop,
-          base_size, input_size, batch_size, steps1, steps2, lr1, lr2, head_lr_mult, paste_prob, max_pastes,
-          paste_height, scale_range, checkpoint_every,
+          base_size, input_size, batch_size, steps1, steps2, lr1, lr2, head_lr_mult, box_loss_weight, balance_instances,
+          paste_prob, max_pastes, paste_height, scale_range, checkpoint_every,
           strategy, logical_cpus, max_steps, name, seed):
     """Train (or resume) a BBE model on COCO-format person data."""
     from bbe_mobile import train as training  # noqa: PLC0415
@@ -97,7 +100,8 @@ def train(train_sets, val_trainable, out_dir, backbone, alpha, output_stride, as
         datasets, out_dir,
         ModelConfig(backbone=backbone, alpha=alpha, output_stride=int(output_stride), aspp=aspp),
         training.TrainConfig(steps1=steps1, steps2=steps2, lr1=lr1, lr2=lr2, head_lr_mult=head_lr_mult,
-                             batch_size=batch_size, checkpoint_every=checkpoint_every, seed=seed),
+                             batch_size=batch_size, box_loss_weight=box_loss_weight,
+                             balance_instances=balance_instances, checkpoint_every=checkpoint_every, seed=seed),
         AugmentConfig(crop=crop, base_size=base_size, scale_range=tuple(scale_range), paste_probability=paste_prob,
                       max_pastes=max_pastes, paste_height=tuple(paste_height)),
         input_size=input_size, backbone_weights=backbone_weights, init_model=init_model, strategy_name=strategy,

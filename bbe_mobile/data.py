@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from bbe_mobile.letterbox import read_image
-from bbe_mobile.targets import annotation_masks, build_targets
+from bbe_mobile.targets import annotation_masks, build_targets, instance_balanced_weights
 
 PERSON = "person"
 
@@ -153,12 +153,15 @@ def warp_masks(masks: np.ndarray, matrix: np.ndarray, crop: int) -> np.ndarray:
 
 
 class Sampler:
-    """Makes augmented training samples from a dataset; deterministic for a given (seed, index)."""
+    """Makes augmented training samples from a dataset; deterministic for a given (seed, index).
+    ``balance_instances``: box-loss weights from ``targets.instance_balanced_weights`` instead of 0/1."""
 
-    def __init__(self, dataset: CocoPersons, config: AugmentConfig, stride: int, seed: int = 0):
+    def __init__(self, dataset: CocoPersons, config: AugmentConfig, stride: int, seed: int = 0,
+                 balance_instances: bool = False):
         if config.crop % 16:
             raise ValueError(f"crop must be a multiple of 16, got {config.crop}")
         self.dataset, self.config, self.stride, self.seed = dataset, config, stride, seed
+        self.balance_instances = balance_instances
         self.paste_bank = [(i, k) for i in dataset.image_ids for k, a in enumerate(dataset.person_annotations(i))
                            if not a.get("iscrowd", 0) and a["area"] >= 40 * 40]
 
@@ -179,7 +182,8 @@ class Sampler:
             for _ in range(rng.integers(1, cfg.max_pastes + 1)):
                 crop, crop_masks, crowd = self._paste(crop, crop_masks, crowd, rng)
         t = build_targets(crop_masks, crowd, self.stride)
-        return (crop.astype(np.float32), t.person[..., None], t.offsets, t.weights[..., None])
+        weights = instance_balanced_weights(t.weights, t.owner) if self.balance_instances else t.weights
+        return (crop.astype(np.float32), t.person[..., None], t.offsets, weights[..., None])
 
     def _paste(self, crop, masks, crowd, rng):
         """Copy-paste one person from the bank onto the crop, in front; occluded parts leave older masks."""

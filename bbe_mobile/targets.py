@@ -96,3 +96,14 @@ def build_targets(masks: np.ndarray, crowd: np.ndarray, stride: int, anchor: Anc
     if weights.any():
         offsets[weights] = encode_boxes(boxes[owner[weights] - 1], cx[weights], cy[weights], anchor)
     return Targets(person.astype(np.float32), offsets.astype(np.float32), weights.astype(np.float32), owner)
+
+
+def instance_balanced_weights(weights: np.ndarray, owner: np.ndarray) -> np.ndarray:
+    """Box-loss weights (H, W) float32 where every instance counts the same: each weighted cell of instance k
+    gets 1 / (number of weighted cells of k), so a person of 10 cells weighs as much as one of 1,000.
+    ``weights`` (H, W) in {0, 1} and ``owner`` (H, W) int32 as in ``Targets``."""
+    counts = np.bincount(owner[weights > 0].ravel(), minlength=int(owner.max(initial=0)) + 1)
+    out = np.zeros(weights.shape, np.float32)
+    mask = weights > 0
+    out[mask] = 1.0 / counts[owner[mask]]
+    return out

@@ -31,6 +31,7 @@ class TrainConfig:
     head_lr_mult: float = 10.0
     batch_size: int = 8
     box_loss_weight: float = 1.0
+    balance_instances: bool = False  # box loss: every person weighs the same (else every person cell)
     freeze_backbone_bn: bool = True
     checkpoint_every: int = 200
     log_every: int = 20
@@ -47,7 +48,8 @@ class TrainError(ValueError):
 
 def bbe_losses(person_logits, box_offsets, person, offsets, weights):
     """Per-example losses (batch,): mean logistic loss over all cells, and L1 over the four offsets summed,
-    averaged over the example's weighted (non-crowd person) cells (0 where it has none)."""
+    the weighted mean over the example's non-crowd person cells (0 where it has none). ``weights`` are 1 per
+    cell (paper) or 1 / instance cells (``balance_instances``: then the mean over people of their mean L1)."""
     import tensorflow as tf  # noqa: PLC0415
 
     bce = tf.nn.sigmoid_cross_entropy_with_logits(labels=person, logits=person_logits)
@@ -163,7 +165,8 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
     (out / STATE_FILE).write_text(json.dumps(state, indent=1) + "\n")
 
-    samplers = [Sampler(d, augment, model_config.stride, seed=train_config.seed) for d in datasets]
+    samplers = [Sampler(d, augment, model_config.stride, seed=train_config.seed,
+                        balance_instances=train_config.balance_instances) for d in datasets]
     dataset = training_dataset(samplers, train_config.batch_size, start_index=start * train_config.batch_size)
     dist_dataset = strategy.experimental_distribute_dataset(dataset)
     global_batch = train_config.batch_size

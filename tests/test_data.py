@@ -25,6 +25,16 @@ def test_samples_are_consistent_and_deterministic(coco_train):
     np.testing.assert_array_equal(again[2], offsets)
 
 
+def test_balanced_box_weights_sum_to_the_people_of_the_sample(coco_train):
+    ds = CocoPersons(*coco_train)
+    config = AugmentConfig(crop=128, base_size=192, paste_probability=1.0)
+    plain, balanced = Sampler(ds, config, 4, seed=2), Sampler(ds, config, 4, seed=2, balance_instances=True)
+    for i in range(4):
+        w_plain, w_bal = plain.sample(i)[3], balanced.sample(i)[3]
+        np.testing.assert_array_equal(w_bal > 0, w_plain > 0)
+        assert np.all(w_bal <= 1) and (w_plain.sum() == 0 or 1 <= round(float(w_bal.sum())) < w_plain.sum() + 1)
+
+
 def test_copy_paste_adds_people(coco_train):
     ds = CocoPersons(*coco_train)
     plain = Sampler(ds, AugmentConfig(crop=128, base_size=192, paste_probability=0.0), 4, seed=1)

@@ -3,7 +3,10 @@ import pytest
 
 from bbe_mobile.boxes import anchor_centers, decode_boxes
 from bbe_mobile.grouper import GrouperConfig, group
-from bbe_mobile.targets import annotation_masks, build_targets, mask_boxes
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bbe_mobile.targets import annotation_masks, build_targets, instance_balanced_weights, mask_boxes
 
 
 def test_box_is_the_tight_pixel_box_of_the_mask():
@@ -81,3 +84,22 @@ def test_perfect_maps_from_real_annotations_regroup_into_the_instances(coco_val)
         labels, counts = np.unique(r.labels[own], return_counts=True)
         matched += counts.max() / own.sum() > 0.9 and labels[counts.argmax()] > 0
     assert matched >= 2
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 5))
+def test_instance_balanced_weights_give_every_person_weight_one(seed, people):
+    rng = np.random.default_rng(seed)
+    masks = np.zeros((people, 40, 40), np.uint8)
+    for k in range(people):
+        y, x = rng.integers(0, 36, 2)
+        h, w = rng.integers(1, 41 - y), rng.integers(1, 41 - x)
+        masks[k, y:y + h, x:x + w] = 1
+    crowd = rng.random(people) < 0.2
+    t = build_targets(masks, crowd, 4)
+    balanced = instance_balanced_weights(t.weights, t.owner)
+    assert np.all(balanced[t.weights == 0] == 0)
+    owners = np.unique(t.owner[t.weights > 0])
+    for k in owners:
+        assert balanced[t.owner == k].sum() == pytest.approx(1.0, rel=1e-5)
+    assert balanced.sum() == pytest.approx(len(owners), rel=1e-5)

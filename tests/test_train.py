@@ -92,10 +92,13 @@ def test_mirrored_strategy_on_two_logical_cpus(coco_train, tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "bbe_mobile.cli", "train", "--train-set", images, annotations, "--out",
          str(tmp_path / "m"), "--crop", "64", "--base-size", "64", "--input-size", "64", "--batch-size", "4",
-         "--steps1", "2", "--steps2", "0", "--strategy", "mirrored", "--logical-cpus", "2"],
+         "--steps1", "2", "--steps2", "0", "--strategy", "mirrored", "--logical-cpus", "2",
+         "--balance-instances", "--box-loss-weight", "2"],
         capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "on 2 device(s)" in result.stdout and "model written" in result.stdout
+    state = json.loads((tmp_path / "m" / "train_state.json").read_text())
+    assert state["train"]["balance_instances"] is True and state["train"]["box_loss_weight"] == 2.0
 
 
 @pytest.mark.parametrize("case", ["missing_json", "no_person", "corrupt_json", "missing_image"])
