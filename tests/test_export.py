@@ -261,6 +261,32 @@ def test_coreml_variants(bundle, tmp_path, precision, coreml_input, op):
     _coreml_numeric_check(path, bundle, 0.05 if precision in ("fp16", "fp32") else 0.3)
 
 
+def _palette_bits(path: Path) -> dict[str, int]:
+    """Consumer op name -> palette bits of its weight, read back through coremltools' own MIL loader."""
+    import coremltools as ct
+    from coremltools.converters.mil.frontend.milproto import load as milproto_load
+
+    model = ct.models.MLModel(str(path), skip_model_load=True)
+    prog = milproto_load.load(model.get_spec(), model.get_spec().specificationVersion, model.weights_dir)
+    return {child.name: int(op.lut.val.size).bit_length() - 1
+            for op in prog.functions["main"].operations if op.op_type == "constexpr_lut_to_dense"
+            for child in op.outputs[0].child_ops}
+
+
+@pytest.mark.parametrize("precision,head_bits", [("palette4", 4), ("palette6", 6)])
+def test_coreml_palettes_keep_8_bit_backbone_palettes(precision, head_bits, tmp_path):
+    """The backbone's weights get 8-bit palettes, the ASPP/decoder ones the variant's bits (docs/export.md)."""
+    model = build_bbe(SIZE, aspp_filters=64, decoder_filters=64)  # ASPP/decoder weights above the 2048 threshold
+    save_bundle(tmp_path / "b", model, ModelConfig(aspp_filters=64, decoder_filters=64), SIZE, GrouperConfig(), "pal")
+    path = tmp_path / "p.mlpackage"
+    export.export_artifact(load_bundle(tmp_path / "b"), "coreml", precision, path,
+                           export.ExportOptions(coreml_input="tensor"))
+    bits = _palette_bits(path)
+    head = {b for name, b in bits.items() if "aspp" in name or "decoder" in name}
+    backbone = {b for name, b in bits.items() if "block_" in name}
+    assert head == {head_bits} and backbone == {export.BACKBONE_PALETTE_BITS}, bits
+
+
 def test_coreml_to_a_relative_output_path(bundle, tmp_path, monkeypatch):
     """Regression: the weight file of a package written to a relative path must be found (smoke run + exec)."""
     monkeypatch.chdir(tmp_path)
