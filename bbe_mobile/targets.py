@@ -102,8 +102,8 @@ def instance_balanced_weights(weights: np.ndarray, owner: np.ndarray) -> np.ndar
     """Box-loss weights (H, W) float32 where every instance counts the same: each weighted cell of instance k
     gets 1 / (number of weighted cells of k), so a person of 10 cells weighs as much as one of 1,000.
     ``weights`` (H, W) in {0, 1} and ``owner`` (H, W) int32 as in ``Targets``."""
-    counts = np.bincount(owner[weights > 0].ravel(), minlength=int(owner.max(initial=0)) + 1)
-    out = np.zeros(weights.shape, np.float32)
     mask = weights > 0
+    counts = np.bincount(owner[mask], minlength=int(owner.max(initial=0)) + 1)
+    out = np.zeros(weights.shape, np.float32)
     out[mask] = 1.0 / counts[owner[mask]]
     return out
