@@ -8,7 +8,8 @@ What is measured (always on this host, one process):
   (LiteRT / onnxruntime ``num_threads``; Keras runs with TensorFlow's default threads; Core ML cannot run on
   Linux: size only), the verification figures of ``bbe_mobile.verify`` against the Keras model, and the
   person mask AP on a COCO-format eval set when one is given. Artifacts are converted with the export library
-  into a cache directory under ``--out`` keyed by a hash of the model file, and reused from there.
+  into a cache directory under ``--out`` keyed by a hash of the model bundle and the calibration set, and reused
+  from there.
 - the model against its semantic-only twin (``build_bbe(box_head=False)``, the same weights where shared):
   TFLite fp32 and int8, the same threads, runs alternated A/B; the latency ratio BBE / twin.
 - the grouper in NumPy, Swift (``swift build -c release`` in ios_demo) and Kotlin (android_demo/grouper/bench.sh)
@@ -16,9 +17,9 @@ What is measured (always on this host, one process):
 - peers from ``../shared/peers`` (MediaPipe selfie 256x256, DeepLabv3-MobileNetV2 513 uint8) at their input size.
 
 Device profiles (``bbe_mobile/profiles/*.json``) turn host numbers into a clearly labelled *estimate* for a
-phone (single-core Geekbench ratio, see the profile files for sources and limits); ``--from-device`` shows real
-phone measurements in the ``bbe-bench/1`` format (docs/bench-format.md) instead and compares them with the
-paper's 1-2 ms.
+phone (single-core Geekbench ratio, see the profile files for sources and limits); ``--from-device`` adds real
+phone measurements in the ``bbe-bench/1`` format (docs/bench-format.md) beside the host numbers and estimates
+and compares them with the paper's 1-2 ms.
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ import json
 import math
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -49,6 +51,11 @@ BENCH_FORMAT = "bbe-bench/1"
 RESULT_KINDS = ("grouper", "model", "preprocess", "upsample", "total")
 PAPER_GROUPER_MS = (1.0, 2.0)  # the paper: grouping takes 1-2 ms on an iPhone 7
 PAPER_NOTE = "paper: grouping 1-2 ms on an iPhone 7"
+PROFILE_KINDS = ("host", "phone")
+# keys a phone profile must have (estimates and the Markdown report read them)
+PHONE_PROFILE_KEYS = ("method", "method_short", "limits", "single_core.score", "single_core.benchmark",
+                      "single_core.source", "host_reference.score", "host_reference.how")
+PROFILE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")  # used in output file names: no path, no leading dot
 
 # format name -> (export target, precision); "keras" is the bundle itself
 FORMATS = {
@@ -136,23 +143,48 @@ def profile_names() -> list[str]:
     return sorted(p.stem for p in PROFILES_DIR.glob("*.json"))
 
 
+def _profile_value(profile: dict, key: str):
+    """``profile[a][b]`` for ``key`` "a.b"; KeyError if any level is missing or not an object."""
+    value = profile
+    for part in key.split("."):
+        if not isinstance(value, dict) or part not in value:
+            raise KeyError(key)
+        value = value[part]
+    return value
+
+
 def load_profile(name: str) -> dict:
-    """A device profile by name (``bbe_mobile/profiles/NAME.json``) or a path to a profile JSON."""
+    """A device profile by name (``bbe_mobile/profiles/NAME.json``) or a path to a profile JSON, checked for every
+    key the report reads."""
     path = Path(name) if name.endswith(".json") else PROFILES_DIR / f"{name}.json"
     if not path.is_file():
         raise BenchError(f"unknown device {name!r}: choose from {', '.join(profile_names())} (or a profile .json)")
     try:
         profile = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BenchError(f"bad device profile {path}: {exc}") from None
-    if profile.get("kind") == "phone":
-        try:
-            score, host = float(profile["single_core"]["score"]), float(profile["host_reference"]["score"])
-        except (KeyError, TypeError, ValueError):
-            raise BenchError(f"bad device profile {path}: a phone needs single_core.score and host_reference.score")
-        if score <= 0 or host <= 0:
-            raise BenchError(f"bad device profile {path}: scores must be positive")
+    if not isinstance(profile, dict):
+        raise BenchError(f"bad device profile {path}: the top level must be a JSON object")
     profile.setdefault("name", path.stem)
+    if not isinstance(profile["name"], str) or not PROFILE_NAME.fullmatch(profile["name"]):
+        raise BenchError(f"bad device profile {path}: 'name' {profile['name']!r} must be letters, digits, '_', '.' "
+                         "or '-' and not start with '.' (it names the output files)")
+    if profile.get("kind") not in PROFILE_KINDS:
+        raise BenchError(f"bad device profile {path}: 'kind' is {profile.get('kind')!r}, expected one of "
+                         f"{', '.join(PROFILE_KINDS)}")
+    if profile["kind"] == "phone":
+        for key in PHONE_PROFILE_KEYS:
+            try:
+                _profile_value(profile, key)
+            except KeyError:
+                raise BenchError(f"bad device profile {path}: a phone profile needs {key!r}") from None
+        try:
+            scores = [float(_profile_value(profile, key)) for key in ("single_core.score", "host_reference.score")]
+        except (TypeError, ValueError, OverflowError):
+            raise BenchError(f"bad device profile {path}: single_core.score and host_reference.score must be "
+                             "numbers") from None
+        if not all(math.isfinite(s) and s > 0 for s in scores):
+            raise BenchError(f"bad device profile {path}: scores must be positive")
     return profile
 
 
@@ -165,8 +197,18 @@ def speed_factor(profile: dict) -> float | None:
 
 # ------------------------------------------------------------------------------------------------ bbe-bench/1
 
+def _is_ms(value) -> bool:
+    """A non-negative finite number (not a bool; an int too large for a float is not finite)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value) and value >= 0
+    except OverflowError:
+        return False
+
+
 def validate_bench_doc(doc, source: str) -> dict:
-    """Check a ``bbe-bench/1`` document (docs/bench-format.md); ValueError with one line if it is malformed."""
+    """Check a ``bbe-bench/1`` document (docs/bench-format.md); BenchError with one line if it is malformed."""
     def bad(why: str):
         return BenchError(f"{source}: not a valid {BENCH_FORMAT} results file: {why}")
 
@@ -182,12 +224,12 @@ def validate_bench_doc(doc, source: str) -> dict:
             raise bad(f"results[{k}] is not an object")
         if row.get("kind") not in RESULT_KINDS:
             raise bad(f"results[{k}].kind is {row.get('kind')!r}, expected one of {', '.join(RESULT_KINDS)}")
-        for key in ("median_ms", "p90_ms"):
-            value = row.get(key)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                raise bad(f"results[{k}].{key} must be a non-negative number, got {value!r}")
-        if "min_ms" in row and (isinstance(row["min_ms"], bool) or not isinstance(row["min_ms"], (int, float))):
-            raise bad(f"results[{k}].min_ms must be a number, got {row['min_ms']!r}")
+        for key in ("median_ms", "p90_ms", "min_ms"):
+            optional_and_absent = key == "min_ms" and key not in row
+            if not optional_and_absent and not _is_ms(row.get(key)):
+                raise bad(f"results[{k}].{key} must be a non-negative finite number, got {row.get(key)!r:.40}")
+        if row["p90_ms"] < row["median_ms"]:
+            raise bad(f"results[{k}].p90_ms {row['p90_ms']} is below median_ms {row['median_ms']}")
     return doc
 
 
@@ -198,7 +240,7 @@ def read_bench_file(path: str | os.PathLike) -> dict:
         raise BenchError(f"results file not found: {path}")
     try:
         doc = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, an int past Python's digit limit
         raise BenchError(f"{path}: not a valid {BENCH_FORMAT} results file: invalid JSON ({exc})") from None
     return validate_bench_doc(doc, str(path))
 
@@ -272,13 +314,16 @@ def time_interleaved(fns: dict, runs: int, warmup: int, progress: Progress | Non
 
 # ------------------------------------------------------------------------------------------------ artifacts
 
-def _file_hash(path: Path) -> str:
+def _files_hash(paths, *extra: str) -> str:
+    """Short sha256 of the files' names and bytes, then of ``extra`` strings."""
     h = hashlib.sha256()
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    for f in files:
+    for f in paths:
+        h.update(f.name.encode() + b"\0")
         with open(f, "rb") as fh:
             for chunk in iter(lambda: fh.read(1 << 20), b""):
                 h.update(chunk)
+    for text in extra:
+        h.update(b"\0" + text.encode())
     return h.hexdigest()[:12]
 
 
@@ -289,10 +334,28 @@ def model_path(model: str | None) -> Path:
     return root / MODEL_FILE if root.is_dir() else root
 
 
-def cache_dir(out: Path, bundle, model_file: Path, num_calibration: int) -> Path:
-    """Artifacts are reused only for the same model file, input size and calibration count."""
-    key = f"{bundle.name}_{bundle.input_size}_{_file_hash(model_file)}_cal{num_calibration}"
-    return out / "cache" / key
+def calibration_dir(options: BenchOptions) -> str | None:
+    """``--calibration-images``, else the default train images when present (None: no full-int8)."""
+    from bbe_mobile.export import DEFAULT_CALIBRATION_DIR  # noqa: PLC0415
+
+    if options.calibration_images:
+        return options.calibration_images
+    return str(DEFAULT_CALIBRATION_DIR) if DEFAULT_CALIBRATION_DIR.is_dir() else None
+
+
+def cache_dir(out: Path, bundle, model_file: Path, options: BenchOptions) -> Path:
+    """Artifacts are reused only for the same bundle files (model.keras and bbe.json: their metadata comes from
+    both), input size and calibration set (directory and number of its images used)."""
+    from bbe_mobile.bundle import CONFIG_FILE  # noqa: PLC0415
+    from bbe_mobile.export import image_files  # noqa: PLC0415
+
+    calibration, used = calibration_dir(options), 0
+    if calibration:
+        with contextlib.suppress(ValueError):
+            used = len(image_files(calibration, options.num_calibration))
+    digest = _files_hash([model_file, model_file.parent / CONFIG_FILE],
+                         str(Path(calibration).resolve()) if calibration else "")
+    return out / "cache" / f"{bundle.name}_{bundle.input_size}_{digest}_cal{used}"
 
 
 def _size_bytes(path: Path) -> int:
@@ -318,14 +381,13 @@ def prepare_formats(bundle, formats, cache: Path, options: BenchOptions, progres
     rows = []
     exports = [f for f in formats if FORMATS[f][0]]
     progress.add(2 * len(exports), "convert + verify")
-    calibration = options.calibration_images or (
-        str(export.DEFAULT_CALIBRATION_DIR) if export.DEFAULT_CALIBRATION_DIR.is_dir() else None)
-    ex_options = export.ExportOptions(calibration_images=calibration, num_calibration=options.num_calibration)
+    ex_options = export.ExportOptions(calibration_images=calibration_dir(options),
+                                      num_calibration=options.num_calibration)
     verify_dir = options.verify_images or str(export.DEFAULT_VERIFY_DIR)
     files = None
     if options.num_verify > 0:
         try:
-            files = verify.select_images(verify_dir, options.num_verify)
+            files = verify.select_images(verify_dir, options.num_verify, flag="--verify-images")
         except ValueError as exc:
             log(f"note: verification skipped: {exc}")
     for name in formats:
@@ -454,8 +516,6 @@ class RawTFLite:
 def bench_twin(bundle, rows: list[dict], cache: Path, canvas: np.ndarray, options: BenchOptions,
                progress: Progress, log) -> list[dict]:
     """BBE vs semantic-only twin, TFLite fp32 and int8, each thread count, alternated runs."""
-    from bbe_mobile import export  # noqa: PLC0415
-
     by_precision = {r["precision"]: r for r in rows if r["target"] == "tflite" and r["status"] == "ok"}
     wanted = [p for p in TWIN_PRECISIONS if p in by_precision]
     missing = [p for p in TWIN_PRECISIONS if p not in by_precision]
@@ -464,8 +524,7 @@ def bench_twin(bundle, rows: list[dict], cache: Path, canvas: np.ndarray, option
             f"(add tflite-{missing[0]} to --formats)")
     if not wanted:
         return []
-    calibration = options.calibration_images or (
-        str(export.DEFAULT_CALIBRATION_DIR) if export.DEFAULT_CALIBRATION_DIR.is_dir() else None)
+    calibration = calibration_dir(options)
     progress.add(len(wanted), "convert twin")
     twin = None
     out = []
@@ -557,8 +616,6 @@ def bench_groupers(options: BenchOptions, progress: Progress, log) -> list[dict]
     progress.add(len(options.grouper_sources), "grouper")
     out = []
     for source in options.grouper_sources:
-        if source not in GROUPER_SOURCES:
-            raise BenchError(f"unknown grouper source {source!r}: choose from {', '.join(GROUPER_SOURCES)}")
         progress.bar.set_description(f"grouper {source}")
         try:
             result = GROUPER_SOURCES[source](options.grouper_runs, options.grouper_warmup)
@@ -595,6 +652,7 @@ def _keras_graph_call(bundle, canvas: np.ndarray):
     def call():
         return [np.asarray(t) for t in graph(x)]
 
+    call()  # trace now: tracing is not a forward pass, even with --warmup 0
     return call
 
 
@@ -610,12 +668,13 @@ def bench_formats(bundle, rows: list[dict], canvas: np.ndarray, options: BenchOp
         if row["target"] == "keras":
             runners[(row["format"], "tf")] = _keras_graph_call(bundle, canvas)
             continue
-        for n in options.threads:
-            try:
-                runner = load_runner(row["path"], num_threads=n)
-            except ValueError as exc:
-                log(f"note: {row['format']} cannot run: {exc}")
-                break
+        try:
+            loaded = {n: load_runner(row["path"], num_threads=n) for n in options.threads}
+        except ValueError as exc:
+            row.update(status="failed", note=f"cannot run: {exc}")
+            log(f"note: {row['format']} cannot run: {exc}")
+            continue
+        for n, runner in loaded.items():
             runners[(row["format"], n)] = (lambda r=runner: r.run(canvas))
     progress.add(len(runners) * options.runs, "model latency")
     times = time_interleaved(runners, options.runs, options.warmup, progress)
@@ -661,14 +720,12 @@ def bench_peers(options: BenchOptions, progress: Progress, log) -> list[dict]:
     return list(info.values())
 
 
-def eval_formats(bundle, rows: list[dict], options: BenchOptions, progress: Progress, log) -> None:
-    """Person mask AP (pycocotools, paper protocol of evaluate.py) of every runnable format."""
-    from bbe_mobile.data import CocoPersons  # noqa: PLC0415
+def eval_formats(bundle, rows: list[dict], dataset, options: BenchOptions, progress: Progress) -> None:
+    """Person mask AP (pycocotools, paper protocol of evaluate.py) of every format that ran (failed rows skipped)."""
     from bbe_mobile.evaluate import evaluate  # noqa: PLC0415
     from bbe_mobile.predictor import Predictor  # noqa: PLC0415
     from bbe_mobile.runtime import KerasRunner, load_runner  # noqa: PLC0415
 
-    dataset = CocoPersons(options.eval_images, options.eval_annotations)
     ids = dataset.image_ids[: options.eval_limit] if options.eval_limit else dataset.image_ids
     runnable = [r for r in rows if r["status"] == "ok" and r["target"] != "coreml"]
     progress.add(len(runnable) * len(ids), "eval AP")
@@ -684,19 +741,43 @@ def eval_formats(bundle, rows: list[dict], options: BenchOptions, progress: Prog
 
 # ------------------------------------------------------------------------------------------------ driver
 
-def run_bench(options: BenchOptions, log=print) -> dict:
-    """Run everything; returns the result document (also what ``write_outputs`` saves)."""
-    from bbe_mobile import export  # noqa: PLC0415
-    from bbe_mobile.bundle import load_bundle  # noqa: PLC0415
+def check_options(options: BenchOptions) -> None:
+    """Every argument that can be checked without the model, so bad input fails before any work."""
+    from bbe_mobile.export import ExportError, image_files  # noqa: PLC0415
 
-    profile = load_profile(options.device)
-    devices = [read_bench_file(p) | {"file": str(p)} for p in options.from_device]  # fail early
     if options.input_size is not None and (options.input_size <= 0 or options.input_size % 16):
         raise BenchError(f"--input-size must be a positive multiple of 16, got {options.input_size}")
     if options.runs < 1 or options.warmup < 0:
         raise BenchError("--runs must be >= 1 (and warm-up >= 0)")
+    if options.grouper_runs < 1 or options.grouper_warmup < 1:
+        raise BenchError(f"--grouper-runs and the grouper warm-up must be >= 1, got {options.grouper_runs} and "
+                         f"{options.grouper_warmup}")
+    if options.num_calibration < 1:
+        raise BenchError(f"--num-calibration must be >= 1, got {options.num_calibration}")
+    unknown = [s for s in options.grouper_sources if s not in GROUPER_SOURCES]
+    if unknown:
+        raise BenchError(f"unknown grouper source {unknown[0]!r}: choose from {', '.join(GROUPER_SOURCES)}")
     if bool(options.eval_images) != bool(options.eval_annotations):
         raise BenchError("--eval-images and --eval-annotations go together")
+    for flag, directory in (("--verify-images", options.verify_images),
+                            ("--calibration-images", options.calibration_images)):
+        if directory:
+            try:
+                image_files(directory, 1)
+            except ExportError as exc:
+                raise BenchError(f"{flag}: {exc}") from None
+
+
+def run_bench(options: BenchOptions, log=print) -> dict:
+    """Run everything; returns the result document (also what ``write_outputs`` saves)."""
+    from bbe_mobile import export  # noqa: PLC0415
+    from bbe_mobile.bundle import load_bundle  # noqa: PLC0415
+    from bbe_mobile.data import CocoPersons  # noqa: PLC0415
+
+    profile = load_profile(options.device)
+    devices = [read_bench_file(p) | {"file": str(p)} for p in options.from_device]  # fail early
+    check_options(options)
+    dataset = CocoPersons(options.eval_images, options.eval_annotations) if options.eval_images else None
     started = time.perf_counter()
     bundle = load_bundle(options.model, input_size=options.input_size)  # a missing model fails before the bar
     progress = Progress(options.progress, log)
@@ -717,7 +798,7 @@ def run_bench(options: BenchOptions, log=print) -> dict:
     try:
         phases["load"] = round(time.perf_counter() - started, 2)
         out = Path(options.out)
-        cache = cache_dir(out, bundle, model_path(options.model), options.num_calibration)
+        cache = cache_dir(out, bundle, model_path(options.model), options)
         cache.mkdir(parents=True, exist_ok=True)
         rows = prepare_formats(bundle, options.formats, cache, options, progress, note)
         phase("convert_verify")
@@ -730,8 +811,8 @@ def run_bench(options: BenchOptions, log=print) -> dict:
         phase("grouper")
         peers = bench_peers(options, progress, note) if options.peers else []
         phase("peers")
-        if options.eval_images:
-            eval_formats(bundle, rows, options, progress, note)
+        if dataset is not None:
+            eval_formats(bundle, rows, dataset, options, progress)
             phase("eval")
     finally:
         progress.close()
@@ -767,15 +848,6 @@ def host_info() -> dict:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     return {"cpu": cpu, "cores": os.cpu_count(), "machine": platform.machine(), "system": platform.system(),
             "python": platform.python_version(), "load_1min_at_end": load}
-
-
-def _grouper_ms(result: dict, source: str, name: str) -> float | None:
-    for g in result["groupers"]:
-        if g["source"] == source:
-            for r in g["results"]:
-                if r.get("name") == name:
-                    return float(r["median_ms"])
-    return None
 
 
 def reference_model(result: dict) -> dict | None:
@@ -962,7 +1034,8 @@ def format_markdown(result: dict) -> str:
                          f"{_ms(p['latency'].get('1'))} | {_ms(p['latency'].get(str(many)))} |")
     if result["from_device"]:
         lines.append("")
-        lines.append("## Measured on device (--from-device; these replace the estimates)")
+        lines.append("## Measured on device (--from-device; real measurements, shown beside the host numbers and "
+                     "estimates above)")
         for doc in result["from_device"]:
             lines.append("")
             lines.append(f"`{doc['file']}`: source {doc.get('source', '?')}, device {doc.get('device', '?')}, "
@@ -1083,13 +1156,30 @@ def draw_chart(result: dict, path: str | os.PathLike) -> None:
         image.save(tmp, format="PNG")
 
 
+def _plain(value):
+    """``value`` with NumPy scalars and arrays as Python numbers and lists (for ``json.dumps``)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.tolist()
+    return value
+
+
 def write_outputs(result: dict, out: str | os.PathLike) -> dict:
-    """``bench_<device>.json``, ``.md`` and ``.png`` in ``out`` (each written atomically). Returns the paths."""
+    """``bench_<device>.json``, ``.md`` and ``.png`` in ``out`` (each written atomically; nothing is written when
+    the result has a non-finite figure). Returns the paths."""
     out = Path(out)
     stem = f"bench_{result['profile']['name']}"
     paths = {"json": out / f"{stem}.json", "markdown": out / f"{stem}.md", "png": out / f"{stem}.png"}
-    write_json(paths["json"], result, indent=1, default=str)
-    write_text(paths["markdown"], format_markdown(result))
+    try:
+        text = json.dumps(_plain(result), indent=1, allow_nan=False)
+    except ValueError as exc:
+        raise BenchError(f"the bench result has a non-finite figure, nothing written: {exc}") from None
+    markdown = format_markdown(result)
+    write_text(paths["json"], text)
+    write_text(paths["markdown"], markdown)
     draw_chart(result, paths["png"])
     return paths
 

@@ -340,13 +340,17 @@ def verify_command(artifact, reference, images, num_images, report_path):
 @click.option("--grouper-runs", type=int, default=100, show_default=True, help="Timed runs per grouper case.")
 @click.option("--grouper-sources", default="numpy,swift,kotlin", show_default=True, help="Groupers to time.")
 @click.option("--num-verify", type=int, default=10, show_default=True, help="Verification images per format.")
+@click.option("--verify-images", default=None, type=click.Path(),
+              help="Verification and timing images (default: ../shared/data/coco-person-mini/val).")
 @click.option("--num-calibration", type=int, default=100, show_default=True, help="int8 calibration images.")
+@click.option("--calibration-images", default=None, type=click.Path(),
+              help="int8 calibration images (default: ../shared/data/coco-person-mini/train).")
 @click.option("--no-peers", is_flag=True, help="Skip the ../shared/peers models.")
 @click.option("--out", "out_dir", default="bench_out", show_default=True, type=click.Path(file_okay=False))
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def bench_command(model, formats, input_size, threads, device, from_device, eval_images, eval_annotations, eval_limit,
-                  runs, warmup, grouper_runs, grouper_sources, num_verify, num_calibration, no_peers, out_dir,
-                  no_progress):
+                  runs, warmup, grouper_runs, grouper_sources, num_verify, verify_images, num_calibration,
+                  calibration_images, no_peers, out_dir, no_progress):
     """Speed, size and accuracy per format and per grouper, against the paper's 1-2 ms grouping target."""
     from bbe_mobile import bench  # noqa: PLC0415
 
@@ -356,7 +360,8 @@ def bench_command(model, formats, input_size, threads, device, from_device, eval
         from_device=tuple(from_device), eval_images=eval_images, eval_annotations=eval_annotations,
         eval_limit=eval_limit or None, runs=runs, warmup=warmup, grouper_runs=grouper_runs,
         grouper_sources=tuple(s.strip() for s in grouper_sources.split(",") if s.strip()), num_verify=num_verify,
-        num_calibration=num_calibration, peers=not no_peers, out=out_dir, progress=not no_progress)
+        verify_images=verify_images, num_calibration=num_calibration, calibration_images=calibration_images,
+        peers=not no_peers, out=out_dir, progress=not no_progress)
     result = bench.run_bench(options, log=lambda m: click.echo(m, err=True))
     paths = bench.write_outputs(result, out_dir)
     click.echo(bench.format_markdown(result))

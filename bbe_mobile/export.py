@@ -562,7 +562,7 @@ def convert(bundle, targets: list[str], precisions: dict[str, list[str]], out_di
         bundle = bundle.resized(options.input_size)
     if verify:
         verify_dir = verify_images or str(DEFAULT_VERIFY_DIR)
-        files = verification.select_images(verify_dir, num_verify)  # fail early, before converting
+        files = verification.select_images(verify_dir, num_verify, flag="--verify-images")  # fail early
     outcomes = []
     for target in targets:
         for precision in precisions[target]:

@@ -66,10 +66,11 @@ def thresholds_for(precision: str, backend: str) -> Thresholds:
     return THRESHOLDS[precision]
 
 
-def select_images(directory: str | os.PathLike, limit: int) -> list[Path]:
+def select_images(directory: str | os.PathLike, limit: int, flag: str = "--images") -> list[Path]:
     """``limit`` verification images of ``directory``: if a COCO person json sits next to it
     (``instances_person_<dir>.json`` in the parent), half of them (first by file name) have 2+ people and the
-    rest 1 person, so instance agreement is really exercised; otherwise the first ``limit`` by file name."""
+    rest 1 person, so instance agreement is really exercised; otherwise the first ``limit`` by file name.
+    ``flag``: the calling command's option for the directory, named in the error."""
     from bbe_mobile.export import ExportError, image_files  # noqa: PLC0415
 
     if limit <= 0:
@@ -77,7 +78,7 @@ def select_images(directory: str | os.PathLike, limit: int) -> list[Path]:
     try:
         files = image_files(directory)
     except ExportError as exc:
-        raise VerifyError(f"verification images: {exc} (pass --images DIR)") from None
+        raise VerifyError(f"verification images: {exc} (pass {flag} DIR)") from None
     d = Path(directory)
     annotations = d.parent / f"instances_person_{d.name}.json"
     if not annotations.is_file():

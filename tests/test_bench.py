@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -158,3 +160,108 @@ def test_helpers():
     calls = []
     times = bench.time_interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, runs=3, warmup=1)
     assert calls == ["a", "b"] + ["a", "b"] * 3 and len(times["a"]) == 3
+
+
+def _one_line_error(result, message: str) -> None:
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--grouper-runs", "0"], "--grouper-runs"),
+    (["--grouper-runs", "-3"], "--grouper-runs"),
+    (["--grouper-sources", "numpy,rust"], "unknown grouper source 'rust'"),
+    (["--eval-images", "nope", "--eval-annotations", "nope.json"], "images directory not found"),
+    (["--verify-images", "nope"], "--verify-images: image directory not found"),
+    (["--calibration-images", "nope"], "--calibration-images: image directory not found"),
+])
+def test_bad_arguments_fail_before_the_model_is_loaded(tmp_path, args, message):
+    # the model does not exist: an error about the argument means it was checked first
+    result = CliRunner().invoke(main, ["bench", "--model", str(tmp_path / "no-model"), "--no-progress",
+                                       "--out", str(tmp_path / "o"), *args])
+    _one_line_error(result, message)
+    assert not (tmp_path / "o").exists()
+
+
+def test_grouper_warmup_below_one_is_rejected():
+    with pytest.raises(bench.BenchError, match="grouper warm-up"):
+        bench.run_bench(bench.BenchOptions(model="/nonexistent", grouper_warmup=0, progress=False))
+
+
+PHONE = json.loads((bench.PROFILES_DIR / "iphone7.json").read_text())
+
+
+@pytest.mark.parametrize("profile, message", [
+    ([PHONE], "top level must be a JSON object"),
+    ({k: v for k, v in PHONE.items() if k != "method_short"}, "needs 'method_short'"),
+    ({k: v for k, v in PHONE.items() if k != "limits"}, "needs 'limits'"),
+    ({**PHONE, "single_core": {"score": 740}}, "needs 'single_core.benchmark'"),
+    ({**PHONE, "host_reference": "1000"}, "needs 'host_reference.score'"),
+    ({**PHONE, "host_reference": {**PHONE["host_reference"], "score": 0}}, "positive"),
+    ({**PHONE, "name": "../x"}, "'name' '../x'"),
+    ({**PHONE, "name": ".hidden"}, "'name'"),
+    ({"name": "mine"}, "'kind'"),
+])
+def test_bad_device_profile_is_one_line_error(tmp_path, profile, message):
+    path = tmp_path / "mine.json"
+    path.write_text(json.dumps(profile))
+    with pytest.raises(bench.BenchError, match="bad device profile"):
+        bench.load_profile(str(path))
+    result = CliRunner().invoke(main, ["bench", "--device", str(path), "--no-progress", "--out", str(tmp_path / "o")])
+    _one_line_error(result, message)
+    assert not (tmp_path / "o").exists() and not (tmp_path / "x").exists()
+
+
+def test_custom_profile_defaults_its_name_to_the_file_name(tmp_path):
+    path = tmp_path / "my-phone.json"
+    path.write_text(json.dumps({k: v for k, v in PHONE.items() if k != "name"}))
+    assert bench.load_profile(str(path))["name"] == "my-phone"
+
+
+HUGE = "1" + "0" * 400  # a JSON int too large for a float
+
+
+@pytest.mark.parametrize("row, message", [
+    (f'{{"kind": "grouper", "median_ms": {HUGE}, "p90_ms": 1}}', "median_ms must be a non-negative finite"),
+    (f'{{"kind": "grouper", "median_ms": 1, "p90_ms": {HUGE}}}', "p90_ms must be a non-negative finite"),
+    ('{"kind": "grouper", "median_ms": 1, "p90_ms": 2, "min_ms": NaN}', "min_ms must be a non-negative finite"),
+    ('{"kind": "grouper", "median_ms": 1, "p90_ms": 2, "min_ms": -1}', "min_ms"),
+    ('{"kind": "grouper", "median_ms": 1, "p90_ms": Infinity}', "p90_ms"),
+    ('{"kind": "grouper", "median_ms": 2, "p90_ms": 1}', "p90_ms 1 is below median_ms 2"),
+])
+def test_out_of_range_times_are_one_line_errors(tmp_path, row, message):
+    bad = tmp_path / "bad.json"
+    bad.write_text(f'{{"format": "bbe-bench/1", "results": [{row}]}}')
+    result = CliRunner().invoke(main, ["bench", "--from-device", str(bad), "--no-progress",
+                                       "--out", str(tmp_path / "o")])
+    _one_line_error(result, message)
+
+
+def test_outputs_need_finite_figures_and_write_nothing_otherwise(tmp_path):
+    with pytest.raises(bench.BenchError, match="non-finite"):
+        bench.write_outputs({"profile": {"name": "host"}, "seconds": float("nan")}, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+    assert bench._plain({"a": np.float32(1.5), "b": [np.int64(2)], "c": np.arange(2)}) == \
+        {"a": 1.5, "b": [2], "c": [0, 1]}
+
+
+def test_cache_key_covers_bbe_json_and_calibration(tmp_path):
+    bundle_dir = tmp_path / "b"
+    bundle_dir.mkdir()
+    (bundle_dir / "model.keras").write_bytes(b"weights")
+    (bundle_dir / "bbe.json").write_text('{"name": "a"}')
+    images = tmp_path / "cal"
+    images.mkdir()
+    for k in range(3):
+        (images / f"{k}.jpg").write_bytes(b"x")
+    fake = SimpleNamespace(name="m", input_size=64)
+
+    def key(**kw):
+        options = bench.BenchOptions(calibration_images=str(images), num_calibration=kw.get("n", 100))
+        return bench.cache_dir(tmp_path, fake, bundle_dir / "model.keras", options).name
+
+    first = key()
+    assert first.endswith("_cal3") and key(n=2).endswith("_cal2")
+    (bundle_dir / "bbe.json").write_text('{"name": "b"}')
+    assert key() != first
