@@ -5,15 +5,19 @@ The program is read through coremltools' own readers: the protobuf spec with ``c
 (or an ``MLModel`` loaded with ``skip_model_load=True``) and the weight file with coremltools' blob reader
 (``coremltools.libmilstoragepython._BlobStorageReader``). The function ``main`` is then interpreted op by op.
 
-Precision: every op computes in float32 (float64 is never used) and its result is cast to the dtype the
-program declares for that op's output. For an fp16 program this rounds every intermediate tensor to fp16, as
+Precision: every op computes floating-point tensors in float32 and its result is cast to the dtype the program
+declares for that op's output (float64 appears only in resize sampling coordinates, whose interpolation weights
+are then rounded to float32, and where NumPy promotes integer arithmetic, e.g. ``real_div`` of int32 tensors,
+before the cast to the declared dtype). For an fp16 program this rounds every intermediate tensor to fp16, as
 Core ML stores fp16 activations between ops; accumulation inside an op (conv, matmul, reduce) is fp32. Weights
 are used exactly as stored (fp16 weights stay the fp16 values; compressed weights are decompressed once at load
 time in fp32 and rounded to the declared dtype).
 
-Strictness: an op type without a kernel here, a parameter a kernel does not know, nested blocks, or an output
-whose shape disagrees with the program's declared static shape raise ``UnsupportedOpError`` /
-``ExecutionError`` naming the op type, its index in ``main`` and its output names. Nothing is guessed.
+Strictness: an op type without a kernel here, a parameter a kernel does not know, a missing required parameter,
+an unsupported constant parameter value (e.g. ``ceil_mode=True``), or nested blocks raise ``UnsupportedOpError``
+at load time; shape-dependent limits (e.g. non-integer nearest-neighbour factors) and an output whose shape
+disagrees with the program's declared static shape raise ``UnsupportedOpError`` / ``ExecutionError`` at predict
+time. Errors name the op type, its index in ``main`` and its output names. Nothing is guessed.
 """
 from __future__ import annotations
 
@@ -206,10 +210,6 @@ class _ValueDecoder:
 
 # --------------------------------------------------------------------------------------------- helpers
 
-def _f32(x: np.ndarray) -> np.ndarray:
-    return x.astype(np.float32) if x.dtype == np.float16 else x
-
-
 def _scalar(v) -> Any:
     a = np.asarray(v)
     if a.size != 1:
@@ -376,26 +376,29 @@ class _Kernel:
     required: frozenset
     optional: frozenset
     lists: frozenset = frozenset()  # parameters that are variadic lists (e.g. concat values)
+    # check(ctx, p): validates the constant parameters (feature support, opset form). Called at load time with
+    # the parameters bound to constants only, and again before every run with all parameters.
+    check: Callable | None = None
 
 
 _KERNELS: dict[str, _Kernel] = {}
 
 
-def _op(names, required=(), optional=(), lists=()):
+def _op(names, required=(), optional=(), lists=(), check=None):
     def deco(fn):
         for name in ([names] if isinstance(names, str) else names):
-            _KERNELS[name] = _Kernel(fn, frozenset(required), frozenset(optional), frozenset(lists))
+            _KERNELS[name] = _Kernel(fn, frozenset(required), frozenset(optional), frozenset(lists), check)
         return fn
     return deco
 
 
 class _Ctx:
-    """What a kernel may know besides its inputs: op type, opset and declared output types."""
+    """What a kernel may know besides its inputs: op type, opset and the declared dtype of its first output."""
 
-    def __init__(self, op_type: str, opset: int, out_types: list[_TensorType], keep_fp32: bool = False):
+    def __init__(self, op_type: str, opset: int, dtype: str, keep_fp32: bool = False):
         self.op_type = op_type
         self.opset = opset
-        self.out_types = out_types
+        self.dtype = dtype  # MIL dtype name ("fp16", "fp32", ...) the program declares for output 0
         self.keep_fp32 = keep_fp32  # precision="fp32": float16 activations are kept in float32
 
 
@@ -419,7 +422,7 @@ def _binary(ctx, p):
 _UNARY = {
     "relu": lambda x: np.maximum(x, 0), "relu6": lambda x: np.clip(x, 0, 6), "sigmoid": _sigmoid,
     "tanh": np.tanh, "exp": np.exp, "sqrt": np.sqrt, "abs": np.abs, "square": np.square,
-    "log": np.log, "floor": np.floor, "ceil": np.ceil, "sign": np.sign, "sin": np.sin, "cos": np.cos,
+    "floor": np.floor, "ceil": np.ceil, "sign": np.sign, "sin": np.sin, "cos": np.cos,
     "silu": lambda x: x * _sigmoid(x), "identity": lambda x: x, "logical_not": np.logical_not,
 }
 
@@ -429,14 +432,22 @@ def _unary(ctx, p):
     return _UNARY[ctx.op_type](p["x"])
 
 
+@_op("log", required=("x",), optional=("epsilon",))
+def _log(ctx, p):
+    # MIL: y = log(x + epsilon), epsilon of x's dtype (default 1e-45: a float32 denormal, 0 in fp16)
+    x = p["x"]
+    eps = p["epsilon"] if "epsilon" in p else np.asarray(1e-45, _NP_OF[ctx.dtype])
+    return np.log(x + x.dtype.type(_scalar(eps)))
+
+
 @_op("clip", required=("x", "alpha", "beta"))
 def _clip(ctx, p):
     return np.clip(p["x"], _scalar(p["alpha"]), _scalar(p["beta"]))
 
 
-@_op("leaky_relu", required=("x",), optional=("alpha",))
+@_op("leaky_relu", required=("x", "alpha"))
 def _leaky_relu(ctx, p):
-    a = _scalar(p.get("alpha", 0.01))
+    a = _scalar(p["alpha"])
     return np.where(p["x"] >= 0, p["x"], p["x"] * np.float32(a))
 
 
@@ -458,7 +469,17 @@ def _softmax(ctx, p):
     return e / e.sum(axis=axis, keepdims=True)
 
 
-@_op("conv", required=("x", "weight"), optional=("bias", "strides", "pad_type", "pad", "dilations", "groups"))
+_PAD_TYPES = ("valid", "same", "same_lower", "custom")
+_SAMPLING_MODES = ("STRICT_ALIGN_CORNERS", "ALIGN_CORNERS", "DEFAULT", "OFFSET_CORNERS", "UNALIGN_CORNERS")
+
+
+def _check_pad_type(ctx, p):
+    if "pad_type" in p and p["pad_type"] not in _PAD_TYPES:
+        raise UnsupportedOpError(f"unsupported pad_type {p['pad_type']!r}")
+
+
+@_op("conv", required=("x", "weight"), optional=("bias", "strides", "pad_type", "pad", "dilations", "groups"),
+     check=_check_pad_type)
 def _conv(ctx, p):
     x, w = p["x"], p["weight"]
     if x.ndim != 4 or w.ndim != 4:
@@ -471,17 +492,21 @@ def _conv(ctx, p):
     return _conv2d(x, w, p.get("bias"), strides, pads, dilations, groups)
 
 
-@_op(["max_pool", "avg_pool"], required=("x", "kernel_sizes"),
-     optional=("strides", "pad_type", "pad", "ceil_mode", "exclude_padding_from_average"))
+def _check_pool(ctx, p):
+    _check_pad_type(ctx, p)
+    if "ceil_mode" in p and bool(_scalar(p["ceil_mode"])):
+        raise UnsupportedOpError(f"{ctx.op_type} with ceil_mode=True is not implemented")
+
+
+@_op(["max_pool", "avg_pool"], required=("x", "kernel_sizes", "pad_type"),
+     optional=("strides", "pad", "ceil_mode", "exclude_padding_from_average"), check=_check_pool)
 def _pool_op(ctx, p):
     x = p["x"]
     if x.ndim != 4:
         raise UnsupportedOpError(f"{ctx.op_type} of rank {x.ndim} (only 2-D pooling is implemented)")
-    if bool(_scalar(p.get("ceil_mode", False))):
-        raise UnsupportedOpError(f"{ctx.op_type} with ceil_mode=True is not implemented")
     kernel = _ints(p["kernel_sizes"])
     strides = _ints(p.get("strides", [1, 1]))
-    pads = _spatial_pads(p.get("pad_type", "valid"), p.get("pad"), x.shape[2:], kernel, strides, [1, 1])
+    pads = _spatial_pads(p["pad_type"], p.get("pad"), x.shape[2:], kernel, strides, [1, 1])
     return _pool(x, kernel, strides, pads, "max" if ctx.op_type == "max_pool" else "avg",
                  bool(_scalar(p.get("exclude_padding_from_average", False))))
 
@@ -499,24 +524,38 @@ def _batch_norm(ctx, p):
     return y
 
 
+def _upsample_modes(p) -> tuple[bool, bool]:
+    align = bool(_scalar(p.get("align_corners", True)))
+    return align, bool(_scalar(p.get("half_pixel_centers", not align)))
+
+
+def _check_upsample_bilinear(ctx, p):
+    if all(_upsample_modes(p)):
+        raise UnsupportedOpError("upsample_bilinear with align_corners=True and half_pixel_centers=True")
+
+
 @_op("upsample_bilinear", required=("x",),
-     optional=("scale_factor_height", "scale_factor_width", "align_corners", "half_pixel_centers"))
+     optional=("scale_factor_height", "scale_factor_width", "align_corners", "half_pixel_centers"),
+     check=_check_upsample_bilinear)
 def _upsample_bilinear(ctx, p):
     x = p["x"]
     sh = float(_scalar(p.get("scale_factor_height", 1)))
     sw = float(_scalar(p.get("scale_factor_width", 1)))
-    align = bool(_scalar(p.get("align_corners", True)))
-    half = bool(_scalar(p.get("half_pixel_centers", not align)))
+    align, half = _upsample_modes(p)
     h, w = x.shape[-2:]
     # MIL: H2 = floor(H1 * scale); the sampling grid is recomputed from the sizes (recompute_scale_factor).
     out_h, out_w = int(math.floor(h * sh)), int(math.floor(w * sw))
-    if align and half:
-        raise UnsupportedOpError("upsample_bilinear with align_corners=True and half_pixel_centers=True")
     mode = "STRICT_ALIGN_CORNERS" if align else ("UNALIGN_CORNERS" if half else "DEFAULT")
     return _bilinear(x, out_h, out_w, mode)
 
 
-@_op("resize_bilinear", required=("x",), optional=("target_size_height", "target_size_width", "sampling_mode"))
+def _check_sampling_mode(ctx, p):
+    if p.get("sampling_mode", "DEFAULT") not in _SAMPLING_MODES:
+        raise UnsupportedOpError(f"unsupported sampling mode {p['sampling_mode']!r}")
+
+
+@_op("resize_bilinear", required=("x",), optional=("target_size_height", "target_size_width", "sampling_mode"),
+     check=_check_sampling_mode)
 def _resize_bilinear(ctx, p):
     return _bilinear(p["x"], int(_scalar(p.get("target_size_height", 1))),
                      int(_scalar(p.get("target_size_width", 1))), p.get("sampling_mode", "DEFAULT"))
@@ -531,22 +570,26 @@ def _upsample_nn(ctx, p):
     return _nearest(x, int(math.floor(h * sh)), int(math.floor(w * sw)))
 
 
-@_op("resize", required=("x", "shape", "resized_dims"), optional=("interpolation_mode", "sampling_mode"))
+def _check_resize(ctx, p):
+    if "resized_dims" in p and int(_scalar(p["resized_dims"])) != 2:
+        raise UnsupportedOpError(f"resize of {int(_scalar(p['resized_dims']))} dimensions (only the last 2 "
+                                 "are implemented)")
+    interp, mode = p.get("interpolation_mode", "LINEAR"), p.get("sampling_mode", "DEFAULT")
+    if not ((interp == "LINEAR" and mode in _SAMPLING_MODES) or (interp == "NEAREST_NEIGHBOR" and mode == "DEFAULT")):
+        raise UnsupportedOpError(f"resize with interpolation_mode={interp} sampling_mode={mode}")
+
+
+@_op("resize", required=("x", "shape", "resized_dims"), optional=("interpolation_mode", "sampling_mode"),
+     check=_check_resize)
 def _resize(ctx, p):
     x = p["x"]
     shape = _ints(p["shape"])
-    k = int(_scalar(p["resized_dims"]))
-    if k != 2:
-        raise UnsupportedOpError(f"resize of {k} dimensions (only the last 2 are implemented)")
     out_h, out_w = shape[-2], shape[-1]
     out_h = x.shape[-2] if out_h == 0 else out_h
     out_w = x.shape[-1] if out_w == 0 else out_w
-    interp = p.get("interpolation_mode", "LINEAR")
-    if interp == "LINEAR":
+    if p.get("interpolation_mode", "LINEAR") == "LINEAR":
         return _bilinear(x, out_h, out_w, p.get("sampling_mode", "DEFAULT"))
-    if interp == "NEAREST_NEIGHBOR" and p.get("sampling_mode", "DEFAULT") == "DEFAULT":
-        return _nearest(x, out_h, out_w)
-    raise UnsupportedOpError(f"resize with interpolation_mode={interp} sampling_mode={p.get('sampling_mode')}")
+    return _nearest(x, out_h, out_w)  # NEAREST_NEIGHBOR with DEFAULT sampling (_check_resize)
 
 
 @_op(["reduce_mean", "reduce_sum", "reduce_max", "reduce_min", "reduce_prod"], required=("x",),
@@ -577,14 +620,24 @@ def _stack(ctx, p):
     return np.stack(p["values"], axis=int(_scalar(p["axis"])))
 
 
-@_op("split", required=("x", "axis"), optional=("num_splits", "split_sizes"))
+def _check_split(ctx, p):
+    if "num_splits" not in p and "split_sizes" not in p:
+        raise UnsupportedOpError("split needs num_splits or split_sizes")
+
+
+@_op("split", required=("x", "axis"), optional=("num_splits", "split_sizes"), check=_check_split)
 def _split(ctx, p):
     x, axis = p["x"], int(_scalar(p["axis"]))
     if "split_sizes" in p:
         sizes = _ints(p["split_sizes"])
     else:
         n = int(_scalar(p["num_splits"]))
+        if x.shape[axis] % n:
+            raise ExecutionError(f"split: axis {axis} of size {x.shape[axis]} is not divisible by "
+                                 f"num_splits={n} (MIL requires it)")
         sizes = [x.shape[axis] // n] * n
+    if sum(sizes) != x.shape[axis]:
+        raise ExecutionError(f"split: split_sizes {sizes} do not add up to axis {axis} of size {x.shape[axis]}")
     return list(np.split(x, np.cumsum(sizes)[:-1], axis=axis))
 
 
@@ -624,10 +677,13 @@ def _squeeze(ctx, p):
     return np.squeeze(p["x"], axis=None if axes is None else tuple(_ints(axes)))
 
 
-@_op("cast", required=("x", "dtype"))
-def _cast(ctx, p):
-    if p["dtype"] not in _CAST_DTYPES:
+def _check_cast(ctx, p):
+    if "dtype" in p and p["dtype"] not in _CAST_DTYPES:
         raise UnsupportedOpError(f"cast to {p['dtype']!r}")
+
+
+@_op("cast", required=("x", "dtype"), check=_check_cast)
+def _cast(ctx, p):
     dtype = _CAST_DTYPES[p["dtype"]]
     if dtype == np.float16 and ctx.keep_fp32:
         dtype = np.float32
@@ -668,7 +724,12 @@ def _slice_by_size(ctx, p):
     return x[tuple(slice(b, None if s == -1 else b + s) for b, s in zip(begin, size))]
 
 
-@_op("pad", required=("x", "pad"), optional=("mode", "constant_val"))
+def _check_pad(ctx, p):
+    if p.get("mode", "constant") not in ("constant", "reflect", "replicate"):
+        raise UnsupportedOpError(f"pad mode {p['mode']!r}")
+
+
+@_op("pad", required=("x", "pad"), optional=("mode", "constant_val"), check=_check_pad)
 def _pad(ctx, p):
     x = p["x"]
     pad = _ints(p["pad"])
@@ -679,9 +740,7 @@ def _pad(ctx, p):
         return np.pad(x, widths, constant_values=_scalar(p.get("constant_val", 0.0)))
     if mode == "reflect":
         return np.pad(x, widths, mode="reflect")
-    if mode == "replicate":
-        return np.pad(x, widths, mode="edge")
-    raise UnsupportedOpError(f"pad mode {mode!r}")
+    return np.pad(x, widths, mode="edge")  # replicate (_check_pad)
 
 
 @_op("tile", required=("x", "reps"))
@@ -689,15 +748,15 @@ def _tile(ctx, p):
     return np.tile(p["x"], _ints(p["reps"]))
 
 
-@_op("gather", required=("x", "indices"), optional=("axis", "batch_dims", "validate_indices"))
-def _gather(ctx, p):
+def _check_gather(ctx, p):
     if int(_scalar(p.get("batch_dims", 0))) != 0:
         raise UnsupportedOpError("gather with batch_dims != 0")
-    x = p["x"]
-    axis = int(_scalar(p.get("axis", 0)))
-    idx = np.asarray(p["indices"]).astype(np.int64)
-    idx = np.where(idx < 0, idx + x.shape[axis], idx)
-    return np.take(x, idx, axis=axis)
+
+
+@_op("gather", required=("x", "indices"), optional=("axis", "batch_dims", "validate_indices"), check=_check_gather)
+def _gather(ctx, p):
+    # np.take counts negative indices from the end (as MIL does) and raises on out-of-range ones
+    return np.take(p["x"], np.asarray(p["indices"]), axis=int(_scalar(p.get("axis", 0))))
 
 
 @_op("matmul", required=("x", "y"), optional=("transpose_x", "transpose_y"))
@@ -718,7 +777,8 @@ def _linear(ctx, p):
 
 # ---- compile-time (constexpr) ops: evaluated once at load time
 
-def _dequantize_iOS16(ctx, p):
+@_op("constexpr_affine_dequantize", required=("quantized_data", "zero_point", "scale", "axis"))
+def _affine_dequantize(ctx, p):
     q = p["quantized_data"].astype(np.float32)
     axis = int(_scalar(p["axis"])) % q.ndim
     shape = [1] * q.ndim
@@ -729,9 +789,6 @@ def _dequantize_iOS16(ctx, p):
         return v.reshape(shape) if v.ndim == 1 else v
 
     return (q - bcast(p["zero_point"])) * bcast(p["scale"])
-
-
-_op("constexpr_affine_dequantize", required=("quantized_data", "zero_point", "scale", "axis"))(_dequantize_iOS16)
 
 
 @_op("constexpr_blockwise_shift_scale", required=("data", "scale"), optional=("offset",))
@@ -751,12 +808,23 @@ def _blockwise_shift_scale(ctx, p):
     return scale * (data - offset if offset is not None else data)
 
 
-@_op("constexpr_lut_to_dense", optional=("lut", "indices", "shape", "vector_axis"))
+def _check_lut_to_dense(ctx, p):
+    # the op's parameters depend on the opset: iOS16 (lut, indices, shape), iOS18 (indices, lut, vector_axis)
+    required, allowed = ({"shape"}, {"shape"}) if ctx.opset < 18 else (set(), {"vector_axis"})
+    missing = required - set(p)
+    unknown = ({"shape", "vector_axis"} & set(p)) - allowed
+    if missing or unknown:
+        raise UnsupportedOpError(
+            f"constexpr_lut_to_dense (opset iOS{ctx.opset}): "
+            + (f"required parameters {sorted(missing)} missing" if missing
+               else f"parameters {sorted(unknown)} not part of this opset's form"))
+
+
+@_op("constexpr_lut_to_dense", required=("lut", "indices"), optional=("shape", "vector_axis"),
+     check=_check_lut_to_dense)
 def _lut_to_dense(ctx, p):
-    lut, indices = p.get("lut"), p.get("indices")
-    if lut is None or indices is None:
-        raise ExecutionError("constexpr_lut_to_dense needs lut and indices")
-    if "shape" in p:  # iOS16: one 1-D lut, indices packed LSB-first into uint8 bytes
+    lut, indices = p["lut"], p["indices"]
+    if ctx.opset < 18:  # iOS16: one 1-D lut, indices packed LSB-first into uint8 bytes
         shape = _ints(p["shape"])
         nbits = int(round(math.log2(lut.size)))
         if 2 ** nbits != lut.size or lut.ndim != 1:
@@ -798,6 +866,10 @@ SUPPORTED_OPS = tuple(sorted(set(_KERNELS) | {"const"}))
 _OPSETS = {"CoreML5": 15, "CoreML6": 16, "CoreML7": 17, "CoreML8": 18, "CoreML9": 26}
 
 
+def _where(index: int, op_type: str, outputs: list[str]) -> str:
+    return f"op #{index} '{op_type}' (outputs {', '.join(outputs)})"
+
+
 @dataclass
 class _Step:
     index: int
@@ -808,7 +880,7 @@ class _Step:
     out_types: list[_TensorType]
 
     def where(self) -> str:
-        return f"op #{self.index} '{self.op_type}' (outputs {', '.join(self.outputs)})"
+        return _where(self.index, self.op_type, self.outputs)
 
 
 @dataclass(frozen=True)
@@ -862,11 +934,10 @@ class MLProgramExecutor:
         if set(self.input_names) != set(self._program_inputs):
             raise CoreMLExecError(f"description inputs {self.input_names} != program inputs "
                                   f"{list(self._program_inputs)}")
-        self._block_outputs = list(block.outputs)
-        if list(self._block_outputs) != self.output_names:
-            if set(self._block_outputs) != set(self.output_names):
-                raise CoreMLExecError(f"description outputs {self.output_names} != program outputs "
-                                      f"{self._block_outputs}")
+        # predict returns outputs by name in description order, so only the sets must agree
+        if set(block.outputs) != set(self.output_names):
+            raise CoreMLExecError(f"description outputs {self.output_names} != program outputs "
+                                  f"{list(block.outputs)}")
         self._inputs = {f.name: self._input_info(f) for f in spec.description.input}
         self._consts: dict[str, np.ndarray] = {}
         self._steps: list[_Step] = []
@@ -931,7 +1002,7 @@ class MLProgramExecutor:
         for index, op in enumerate(block.operations):
             self._all_op_types[op.type] = self._all_op_types.get(op.type, 0) + 1
             outputs = [o.name for o in op.outputs]
-            where = f"op #{index} '{op.type}' (outputs {', '.join(outputs)})"
+            where = _where(index, op.type, outputs)
             if op.blocks:
                 raise UnsupportedOpError(f"{where}: ops with nested blocks (control flow) are not supported")
             try:
@@ -970,6 +1041,8 @@ class MLProgramExecutor:
                     f"{where}: parameters {sorted(unknown)} not implemented" if unknown
                     else f"{where}: required parameters {sorted(missing)} missing")
             step = _Step(index, op.type, kernel, params, outputs, out_types)
+            if kernel.check is not None:  # constant parameters: unsupported features fail at load time
+                self._call(step, kernel.check, self._bind(step, self._consts, partial=True), cast_fp16=True)
             if op.type.startswith("constexpr_"):  # compile-time constant: evaluate now
                 values = self._run_step(step, self._consts, cast_fp16=True)
                 self._consts.update(zip(outputs, values))
@@ -978,29 +1051,46 @@ class MLProgramExecutor:
 
     # ---------------------------------------------------------------- running
 
-    def _run_step(self, step: _Step, env: dict, cast_fp16: bool) -> list[np.ndarray]:
+    @staticmethod
+    def _bind(step: _Step, env: dict, partial: bool = False) -> dict[str, Any]:
+        """The kernel's parameter dict. ``partial``: only the parameters whose values are all in ``env`` (the
+        constants, at load time), float16 left as is; otherwise every parameter, float16 as float32."""
         p: dict[str, Any] = {}
         for key, bound in step.params.items():
             vals = []
             for kind, ref in bound:
                 if kind == "var":
                     if ref not in env:
+                        if partial:
+                            break
                         raise ExecutionError(f"{step.where()}: input {key}={ref!r} is not defined")
                     v = env[ref]
                 else:
                     v = ref
-                if isinstance(v, np.ndarray) and v.dtype == np.float16:
+                if not partial and isinstance(v, np.ndarray) and v.dtype == np.float16:
                     v = v.astype(np.float32)
                 vals.append(v)
-            p[key] = vals if key in step.kernel.lists else (vals[0] if len(vals) == 1 else vals)
-        ctx = _Ctx(step.op_type, self.opset, step.out_types, keep_fp32=not cast_fp16)
+            else:
+                p[key] = vals if key in step.kernel.lists else (vals[0] if len(vals) == 1 else vals)
+        return p
+
+    def _call(self, step: _Step, fn: Callable, p: dict, cast_fp16: bool):
+        """``fn(ctx, p)`` with errors re-raised naming the op."""
+        ctx = _Ctx(step.op_type, self.opset, step.out_types[0].dtype if step.out_types else "",
+                   keep_fp32=not cast_fp16)
         try:
             with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
-                result = step.kernel.fn(ctx, p)
+                return fn(ctx, p)
         except CoreMLExecError as exc:
             raise type(exc)(f"{step.where()}: {exc}") from None
         except Exception as exc:
             raise ExecutionError(f"{step.where()}: {type(exc).__name__}: {exc}") from exc
+
+    def _run_step(self, step: _Step, env: dict, cast_fp16: bool) -> list[np.ndarray]:
+        p = self._bind(step, env)
+        if step.kernel.check is not None:
+            self._call(step, step.kernel.check, p, cast_fp16)
+        result = self._call(step, step.kernel.fn, p, cast_fp16)
         results = result if isinstance(result, list) else [result]
         if len(results) != len(step.outputs):
             raise ExecutionError(f"{step.where()}: produced {len(results)} outputs, program declares "
@@ -1099,7 +1189,7 @@ class MLProgramExecutor:
         for name in self.output_names:
             if name not in env:
                 raise ExecutionError(f"output {name!r} was never computed")
-            out[name] = env[name]
+            out[name] = np.array(env[name], copy=True)  # never a view of a stored constant or of an input
         return out
 
     @property
