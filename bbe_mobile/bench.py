@@ -470,19 +470,15 @@ def export_twin_tflite(twin, input_size: int, precision: str, path: Path, calibr
     def serve(image):
         return [tf.sigmoid(twin(image, training=False))]
 
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([serve.get_concrete_function()])
+    if precision not in ("fp32", "int8"):
+        raise BenchError(f"twin precision {precision!r} not supported")
+    canvases = None
     if precision == "int8":
         if not calibration:
             raise BenchError("the int8 twin needs calibration images (--calibration-images)")
         canvases = export.calibration_canvases(calibration, input_size, num_calibration)
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = lambda: ([c[None].astype(np.float32)] for c in canvases)
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    elif precision != "fp32":
-        raise BenchError(f"twin precision {precision!r} not supported")
-    data = converter.convert()
-    if len(data) < 0.5 * twin.count_params() * (4 if precision == "fp32" else 1):
-        raise BenchError("the twin's TFLite conversion lost its weights (converter silent failure)")
+    data = export.tflite_from_function(serve.get_concrete_function(), precision, canvases)
+    export.check_tflite_weights(data, twin, precision, BenchError)
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
     return path

@@ -24,6 +24,7 @@ import numpy as np
 
 from bbe_mobile.artifact_info import INPUT_NAME, METADATA_KEY, OFFSETS_OUTPUT, PROB_OUTPUT, make_metadata
 from bbe_mobile.atomic import atomic_path
+from bbe_mobile.calibration import quantize_int8
 from bbe_mobile.letterbox import letterbox_image, read_image
 from bbe_mobile.model import is_head_layer
 
@@ -187,57 +188,70 @@ def _param_count(model) -> int:
 
 # ---------------------------------------------------------------------------------------------------- TFLite
 
-def convert_tflite_bytes(bundle, precision: str, options: ExportOptions) -> tuple[bytes, dict]:
-    """Convert to TFLite flatbuffer bytes (no metadata yet). Returns (bytes, facts for the metadata)."""
+def tflite_from_function(concrete_function, precision: str, canvases: list[np.ndarray] | None = None,
+                         io_dtype: str = "float32") -> bytes:
+    """TFLite flatbuffer of ``concrete_function`` (image -> outputs) at ``precision``, by the safe route of the
+    notes (``from_concrete_functions([cf])`` WITHOUT a trackable argument). Full int8 needs ``canvases``
+    (calibration letterboxes, (S, S, 3) float32) and gets measured activation ranges (calibration.py);
+    ``io_dtype`` is its input/output type. Converter errors propagate."""
     import tensorflow as tf  # noqa: PLC0415
 
-    size = bundle.input_size
-    fn = serving_function(bundle.model, size, 1)
-    # Safe route (notes): from_concrete_functions([cf]) WITHOUT a trackable argument.
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()])
-    facts: dict = {}
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete_function])
+    if precision == "fp32":
+        return converter.convert()
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if precision == "fp16":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
-    elif precision == "dynamic-int8":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    elif precision == "int8":
+    if precision in ("fp16", "dynamic-int8"):
+        return converter.convert()
+    if precision != "int8":
+        raise ExportError(f"unknown TFLite precision {precision!r}")
+    converter.representative_dataset = lambda: ([canvas[None].astype(np.float32)] for canvas in canvases)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]  # per-channel weights (default)
+    io = {"float32": tf.float32, "int8": tf.int8, "uint8": tf.uint8}[io_dtype]
+    converter.inference_input_type = io
+    converter.inference_output_type = io
+    return quantize_int8(converter, canvases, io)
+
+
+def convert_tflite_bytes(bundle, precision: str, options: ExportOptions) -> tuple[bytes, dict]:
+    """Convert to TFLite flatbuffer bytes (no metadata yet). Returns (bytes, facts for the metadata)."""
+    if precision not in TFLITE_BYTES_PER_WEIGHT:
+        raise ExportError(f"unknown TFLite precision {precision!r}")
+    facts: dict = {}
+    canvases = None
+    if precision == "int8":
         if not options.calibration_images:
             raise ExportError("full-integer int8 needs calibration images: pass --calibration-images DIR")
-        canvases = calibration_canvases(options.calibration_images, size, options.num_calibration)
+        canvases = calibration_canvases(options.calibration_images, bundle.input_size, options.num_calibration)
         facts["calibration"] = {"images": len(canvases), "directory": str(options.calibration_images)}
-
-        def representative():
-            for canvas in canvases:
-                yield [canvas[None].astype(np.float32)]
-
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = representative
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]  # per-channel weights (default)
-        io = {"float32": tf.float32, "int8": tf.int8, "uint8": tf.uint8}[options.io_dtype]
-        converter.inference_input_type = io
-        converter.inference_output_type = io
-    elif precision != "fp32":
-        raise ExportError(f"unknown TFLite precision {precision!r}")
+    cf = serving_function(bundle.model, bundle.input_size, 1).get_concrete_function()
     try:
-        data = converter.convert()
+        data = tflite_from_function(cf, precision, canvases, options.io_dtype)
     except Exception as exc:  # the converter raises ConverterError and friends
         raise ExportError(f"TFLite conversion failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from None
-    # SILENT FAILURE guard (notes): a file without weights is ~0.18 MB and outputs NaN.
-    bytes_per_weight = {"fp32": 4, "fp16": 2, "dynamic-int8": 1, "int8": 1}[precision]
-    expected = _param_count(bundle.model) * bytes_per_weight
-    if len(data) < 0.5 * expected:
-        raise ExportError(f"TFLite conversion produced {len(data)} bytes for ~{expected} bytes of weights: "
-                          "the weights are missing (converter silent failure)")
+    check_tflite_weights(data, bundle.model, precision, ExportError)
     return data, facts
+
+
+TFLITE_BYTES_PER_WEIGHT = {"fp32": 4, "fp16": 2, "dynamic-int8": 1, "int8": 1}
+
+
+def check_tflite_weights(data: bytes, model, precision: str, error=ValueError) -> None:
+    """SILENT FAILURE guard (notes): a converted file without its weights (~0.18 MB, NaN outputs) raises
+    ``error``: the file must hold at least half the expected weight bytes."""
+    expected = _param_count(model) * TFLITE_BYTES_PER_WEIGHT[precision]
+    if len(data) < 0.5 * expected:
+        raise error(f"TFLite conversion produced {len(data)} bytes for ~{expected} bytes of weights: "
+                    "the weights are missing (converter silent failure)")
 
 
 def _tflite_tensor_renames(data: bytes) -> tuple[dict[int, str], dict]:
     """Map graph input/outputs to our names (outputs by channel count: 1 = prob, 4 = offsets)."""
     from bbe_mobile import tflite_metadata  # noqa: PLC0415
-    from bbe_mobile.tflite_metadata import _schema  # noqa: PLC0415
+    from bbe_mobile.tflite_metadata import tflite_schema  # noqa: PLC0415
 
-    schema = _schema()
+    schema = tflite_schema()
     model = schema.Model.GetRootAs(data, 0)
     graph = model.Subgraphs(0)
     renames = {graph.Inputs(0): INPUT_NAME}

@@ -15,7 +15,7 @@ import numpy as np
 FILE_IDENTIFIER = b"TFL3"
 
 
-def _schema():
+def tflite_schema():
     try:
         from ai_edge_litert import schema_py_generated as schema  # noqa: PLC0415
     except ImportError:  # pragma: no cover - depends on the install
@@ -28,7 +28,7 @@ class TFLiteFormatError(ValueError):
 
 
 def _root(data: bytes):
-    schema = _schema()
+    schema = tflite_schema()
     if len(data) < 8 or data[4:8] != FILE_IDENTIFIER:
         raise TFLiteFormatError("not a TFLite flatbuffer (missing the TFL3 identifier)")
     try:

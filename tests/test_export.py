@@ -173,9 +173,9 @@ def test_tflite_metadata_roundtrip(bundle, tmp_path):
     converter_entries = tflite_metadata.read_metadata(data)  # e.g. min_runtime_version, kept
     assert tflite_metadata.read_metadata(first) == {**converter_entries, "bbe": b'{"a": 1}', "other": b"x"}
     assert tflite_metadata.read_metadata(second) == {**converter_entries, "other": b"x", "bbe": b'{"a": 2}'}
-    from bbe_mobile.tflite_metadata import _schema
+    from bbe_mobile.tflite_metadata import tflite_schema
 
-    entries = _schema().Model.GetRootAs(second, 0).MetadataLength()
+    entries = tflite_schema().Model.GetRootAs(second, 0).MetadataLength()
     assert entries == len(converter_entries) + 2  # replaced, not duplicated
     path = tmp_path / "m.tflite"
     path.write_bytes(second)

@@ -1,0 +1,77 @@
+"""Full-int8 TFLite with measured ranges (bbe_mobile/calibration.py) on the tiny model of test_export."""
+import numpy as np
+import pytest
+
+from bbe_mobile import calibration, export
+from bbe_mobile.runtime import litert_interpreter_class
+from bbe_mobile.tflite_metadata import tflite_schema
+from tests.test_export import bundle, bundle_dir, canvas, images_dir, options  # noqa: F401 (fixtures)
+
+
+def _run(data: bytes, x: np.ndarray) -> list[np.ndarray]:
+    interpreter = litert_interpreter_class()(model_content=data)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x[None])
+    interpreter.invoke()
+    return [interpreter.get_tensor(d["index"]) for d in interpreter.get_output_details()]
+
+
+def _recorded(calibrated: bytes) -> dict[int, tuple[str, float, float]]:
+    graph = tflite_schema().ModelT.InitFromPackedBuf(bytearray(calibrated), 0).subgraphs[0]
+    return {i: (graph.tensors[i].name.decode(), graph.tensors[i].quantization.min[0], graph.tensors[i].quantization.max[0])
+            for i in calibration._recorded_tensors(graph)}
+
+
+@pytest.fixture(scope="module")
+def captured(bundle, options, monkeypatch_module):
+    """The calibrated float model and the measured ranges of one int8 conversion of the tiny bundle."""
+    seen = {}
+    original = calibration.with_ranges
+
+    def capture(calibrated, ranges):
+        seen.update(calibrated=calibrated, ranges=ranges)
+        return original(calibrated, ranges)
+
+    monkeypatch_module.setattr(calibration, "with_ranges", capture)
+    data, _ = export.convert_tflite_bytes(bundle, "int8", options)
+    return seen | {"data": data}
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as mp:
+        yield mp
+
+
+def test_measured_ranges_lie_inside_the_recorded_ones_and_fix_residual_inputs(captured):
+    recorded = _recorded(captured["calibrated"])
+    assert set(captured["ranges"]) == set(recorded) and len(recorded) > 50
+    narrower = []
+    for index, (low, high) in captured["ranges"].items():
+        name, rec_low, rec_high = recorded[index]
+        assert rec_low - 1e-4 <= low <= high <= rec_high + 1e-4, name
+        if high - low < 0.95 * (rec_high - rec_low):
+            narrower.append(name)
+    # the calibrator records a residual ADD's output range for the projection that feeds it
+    assert any("block_2_project" in name for name in narrower), narrower
+
+
+def test_written_ranges_are_the_measured_ones_widened_to_zero(captured):
+    index = next(iter(captured["ranges"]))
+    rewritten = _recorded(calibration.with_ranges(captured["calibrated"], {index: (0.5, 2.0)}))
+    assert rewritten[index][1:] == (0.0, 2.0)
+
+
+def test_measured_int8_runs_and_stays_close_to_the_converters_own(bundle, options, monkeypatch):
+    x = canvas()
+    measured = _run(export.convert_tflite_bytes(bundle, "int8", options)[0], x)
+    monkeypatch.setattr(calibration, "with_ranges", lambda calibrated, ranges: calibrated)
+    recorded_ranges = _run(export.convert_tflite_bytes(bundle, "int8", options)[0], x)
+    monkeypatch.setattr(export, "quantize_int8", lambda converter, canvases, io: converter.convert())
+    converters_own = _run(export.convert_tflite_bytes(bundle, "int8", options)[0], x)
+    # the same calibration and quantiser as TFLiteConverter: identical result when the ranges are kept
+    for a, b in zip(recorded_ranges, converters_own):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(measured, converters_own):
+        assert a.shape == b.shape and np.isfinite(a).all()
+        assert np.abs(a - b).mean() <= 0.1 * (np.abs(b).mean() + 1e-3) + 0.02
