@@ -24,6 +24,9 @@ REQUIRED_KEYS = (
 GROUPER_KEYS = ("t_c", "t_nms", "t_fg", "t_iou", "max_instances", "anchor_w", "anchor_h", "max_log_scale")
 PROB_OUTPUT = "person_prob"
 OFFSETS_OUTPUT = "box_offsets"
+POSITIVE_INT_KEYS = ("input_size", "stride")
+STRING_KEYS = ("input_name", "prob_output", "offsets_output", "model_name", "precision")
+PROB_ACTIVATIONS = ("none", "sigmoid")
 INPUT_NAME = "image"
 ARTIFACT_SUFFIXES = (".tflite", ".onnx", ".mlpackage")
 
@@ -88,6 +91,15 @@ def parse_metadata(text: str | bytes | None, source: str) -> dict:
         raise ArtifactError(f"{source}: '{METADATA_KEY}' metadata lacks key {missing[0]!r}")
     if doc["format"] != FORMAT:
         raise ArtifactError(f"{source}: metadata format {doc['format']!r}, this reader supports {FORMAT!r}")
+    for key in POSITIVE_INT_KEYS:
+        if isinstance(doc[key], bool) or not isinstance(doc[key], int) or doc[key] <= 0:
+            raise ArtifactError(f"{source}: metadata {key} must be a positive integer, got {doc[key]!r}")
+    for key in STRING_KEYS:
+        if not isinstance(doc[key], str):
+            raise ArtifactError(f"{source}: metadata {key} must be a string, got {doc[key]!r}")
+    if doc["prob_activation"] not in PROB_ACTIVATIONS:
+        raise ArtifactError(f"{source}: metadata prob_activation must be one of {', '.join(PROB_ACTIVATIONS)}, "
+                            f"got {doc['prob_activation']!r}")
     try:
         grouper_from_metadata(doc).validate()
     except (TypeError, ValueError) as exc:
@@ -133,10 +145,11 @@ def read_tflite(path: Path) -> tuple[dict, dict]:
 
 
 def load_onnx(path: Path):
+    """The ONNX graph without external weight files (only metadata and structure are read)."""
     import onnx  # noqa: PLC0415
 
     try:
-        return onnx.load(str(path))
+        return onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # protobuf DecodeError and friends
         raise ArtifactError(f"{path}: not a readable ONNX model ({type(exc).__name__})") from None
 

@@ -23,10 +23,11 @@ from pathlib import Path
 import numpy as np
 
 from bbe_mobile.artifact_info import INPUT_NAME, METADATA_KEY, OFFSETS_OUTPUT, PROB_OUTPUT, make_metadata
-from bbe_mobile.atomic import atomic_path
+from bbe_mobile.atomic import atomic_path, remove_path
 from bbe_mobile.calibration import quantize_int8
 from bbe_mobile.letterbox import letterbox_image, read_image
 from bbe_mobile.model import is_head_layer
+from bbe_mobile.runtime import error_line
 
 TARGETS = ("tflite", "coreml", "onnx")
 PRECISIONS = {
@@ -97,11 +98,28 @@ def parse_precisions(target: str, precision: str | None) -> list[str]:
     if precision is None:
         return [DEFAULT_PRECISION[target]]
     wanted = list(PRECISIONS[target]) if precision == "all" else [p.strip() for p in precision.split(",")]
-    bad = [p for p in wanted if p not in PRECISIONS[target]]
-    if bad:
-        raise ExportError(f"precision {bad[0]!r} is not available for {target}: choose from "
-                          f"{', '.join(PRECISIONS[target])} or all")
+    for p in wanted:
+        _check_precision(target, p)
     return wanted
+
+
+def _check_precision(target: str, precision: str) -> None:
+    if precision not in PRECISIONS[target]:
+        raise ExportError(f"precision {precision!r} is not available for {target}: choose from "
+                          f"{', '.join(PRECISIONS[target])} or all")
+
+
+def check_request(target: str, precisions: list[str], options: ExportOptions) -> None:
+    """Reject an unknown target, a precision the target does not have, an unknown I/O type or a
+    ``num_calibration`` below 1 before any conversion starts."""
+    if target not in TARGETS:
+        raise ExportError(f"unknown target {target!r}: choose from {', '.join(TARGETS)}")
+    for precision in precisions:
+        _check_precision(target, precision)
+    if options.io_dtype not in IO_DTYPES:
+        raise ExportError(f"unknown I/O type {options.io_dtype!r}: choose from {', '.join(IO_DTYPES)}")
+    if options.num_calibration < 1:
+        raise ExportError(f"--num-calibration must be >= 1, got {options.num_calibration}")
 
 
 def resolve_precisions(targets: list[str], precision: str | None) -> tuple[dict[str, list[str]], list[str]]:
@@ -141,14 +159,16 @@ def artifact_name(model_name: str, target: str, precision: str, options: ExportO
 
 
 def image_files(directory: str | os.PathLike, limit: int | None = None) -> list[Path]:
-    """Image files of a directory in sorted file-name order (the first ``limit``)."""
+    """Image files of a directory in sorted file-name order (the first ``limit``, None = all)."""
+    if limit is not None and limit < 1:
+        raise ExportError(f"the number of images must be >= 1, got {limit}")
     d = Path(directory)
     if not d.is_dir():
         raise ExportError(f"image directory not found: {d}")
     files = sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not files:
         raise ExportError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {d}")
-    return files[:limit] if limit else files
+    return files[:limit]
 
 
 def calibration_canvases(directory: str | os.PathLike, input_size: int, limit: int) -> list[np.ndarray]:
@@ -229,7 +249,7 @@ def convert_tflite_bytes(bundle, precision: str, options: ExportOptions) -> tupl
     try:
         data = tflite_from_function(cf, precision, canvases, options.io_dtype)
     except Exception as exc:  # the converter raises ConverterError and friends
-        raise ExportError(f"TFLite conversion failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from None
+        raise ExportError(f"TFLite conversion failed: {type(exc).__name__}: {error_line(exc)}") from None
     check_tflite_weights(data, bundle.model, precision, ExportError)
     return data, facts
 
@@ -299,7 +319,7 @@ def export_onnx(bundle, precision: str, path: Path, options: ExportOptions) -> l
             proto, _ = tf2onnx.convert.from_function(
                 fn, input_signature=fn.input_signature, opset=options.opset)
     except Exception as exc:
-        raise ExportError(f"ONNX conversion failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from None
+        raise ExportError(f"ONNX conversion failed: {type(exc).__name__}: {error_line(exc)}") from None
     _rename_onnx(proto)
     meta = _metadata(bundle, size, precision)
     del proto.metadata_props[:]
@@ -310,7 +330,7 @@ def export_onnx(bundle, precision: str, path: Path, options: ExportOptions) -> l
     try:
         onnx.checker.check_model(proto)
     except Exception as exc:
-        raise ExportError(f"ONNX checker rejected the model: {str(exc).splitlines()[0][:200]}") from None
+        raise ExportError(f"ONNX checker rejected the model: {error_line(exc)}") from None
     onnx.save(proto, str(path))
     _smoke_run(path, size)
     return []
@@ -408,7 +428,9 @@ def _coreml_compress(mlmodel, precision: str, head_layers: list[str]):
                for op in meta.child_ops}
         backbone_ops = {name: backbone for name in ops if not any(f"_{layer}_" in name for layer in head_layers)}
         return palettize_weights(mlmodel, OptimizationConfig(global_config=head, op_name_configs=backbone_ops))
-    return mlmodel
+    if precision in ("fp16", "fp32"):  # uncompressed (compute precision chosen at conversion)
+        return mlmodel
+    raise ExportError(f"unknown Core ML precision {precision!r}")
 
 
 def export_coreml(bundle, precision: str, path: Path, options: ExportOptions) -> list[str]:
@@ -459,7 +481,7 @@ def export_coreml(bundle, precision: str, path: Path, options: ExportOptions) ->
     except ExportError:
         raise
     except Exception as exc:
-        raise ExportError(f"Core ML conversion failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from None
+        raise ExportError(f"Core ML conversion failed: {type(exc).__name__}: {error_line(exc)}") from None
     spec = mlmodel.get_spec()
     ct.utils.rename_feature(spec, tf_outputs[0], PROB_OUTPUT)
     ct.utils.rename_feature(spec, tf_outputs[1], OFFSETS_OUTPUT)
@@ -522,7 +544,7 @@ def _smoke_run(path: Path, size: int) -> None:
     except CoreMLUnavailable:
         raise
     except Exception as exc:
-        raise ExportError(f"the converted artifact does not run: {type(exc).__name__}: {str(exc)[:200]}") from None
+        raise ExportError(f"the converted artifact does not run: {type(exc).__name__}: {error_line(exc)}") from None
     if prob.shape != (size // runner.stride, size // runner.stride) or offsets.shape != prob.shape + (4,):
         raise ExportError(f"the converted artifact gives outputs {prob.shape}/{offsets.shape}")
 
@@ -532,11 +554,7 @@ def export_artifact(bundle, target: str, precision: str, out_path: str | os.Path
     """Convert ``bundle`` (already at the wanted input size) to one artifact written atomically at
     ``out_path``."""
     _check_bundle(bundle)
-    if target not in TARGETS:
-        raise ExportError(f"unknown target {target!r}: choose from {', '.join(TARGETS)}")
-    parse_precisions(target, precision)
-    if options.io_dtype not in IO_DTYPES:
-        raise ExportError(f"unknown I/O type {options.io_dtype!r}: choose from {', '.join(IO_DTYPES)}")
+    check_request(target, [precision], options)
     out_path = Path(out_path)
     start = time.perf_counter()
     with atomic_path(out_path) as tmp:
@@ -570,6 +588,8 @@ def convert(bundle, targets: list[str], precisions: dict[str, list[str]], out_di
     from bbe_mobile.artifact_info import file_size  # noqa: PLC0415
 
     _check_bundle(bundle)
+    for target in targets:
+        check_request(target, precisions[target], options)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if options.input_size and options.input_size != bundle.input_size:
@@ -596,13 +616,17 @@ def convert(bundle, targets: list[str], precisions: dict[str, list[str]], out_di
                         if report["status"] == "failed":
                             raise _VerificationFailed(report)
             except _VerificationFailed as failed:
+                stale = final.exists() or final.is_symlink()
+                remove_path(final)  # an older artifact (e.g. from --no-verify) must not pass for this one
                 outcomes.append(ConvertOutcome(target, precision, final, result, failed.report, "failed",
                                                "verification failed: " + verification.failure_summary(failed.report)
-                                               + f"; artifact not written (report: {final.name}.verify.json)"))
+                                               + "; artifact not written" + (", older one removed" if stale else "")
+                                               + f" (report: {final.name}.verify.json)"))
                 log(f"  FAILED {outcomes[-1].message}")
                 continue
             except Exception as exc:  # noqa: BLE001 - one variant failing must not stop the others
-                message = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {str(exc)[:200]}"
+                message = error_line(exc, None) if isinstance(exc, ValueError) else \
+                    f"{type(exc).__name__}: {error_line(exc)}"
                 outcomes.append(ConvertOutcome(target, precision, final, None, None, "failed", message))
                 log(f"  FAILED {message}")
                 continue

@@ -16,14 +16,22 @@ from bbe_mobile.grouper import GrouperConfig
 from bbe_mobile.model import sigmoid
 
 
-def check_outputs(prob: np.ndarray, offsets: np.ndarray, source: str) -> tuple[np.ndarray, np.ndarray]:
-    """Squeeze the batch axis and reject non-finite outputs (model output is never trusted silently)."""
+def error_line(exc: BaseException, limit: int | None = 200) -> str:
+    """The first line of an exception's message, at most ``limit`` characters (None: all of it)."""
+    lines = str(exc).splitlines()
+    return lines[0][:limit] if lines else ""
+
+
+def check_outputs(prob: np.ndarray, offsets: np.ndarray, source: str, logits: bool = False
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Squeeze the batch axis and reject non-finite outputs (model output is never trusted silently).
+    ``logits``: ``prob`` holds logits, checked before the sigmoid is applied (sigmoid(inf) = 1 would hide it)."""
     prob = np.asarray(prob, np.float32).reshape(prob.shape[-3], prob.shape[-2])
     offsets = np.asarray(offsets, np.float32).reshape(offsets.shape[-3], offsets.shape[-2], 4)
-    for name, array in (("probabilities", prob), ("box offsets", offsets)):
+    for name, array in (("logits" if logits else "probabilities", prob), ("box offsets", offsets)):
         if not np.all(np.isfinite(array)):
             raise ValueError(f"{source} produced non-finite {name} ({int(np.sum(~np.isfinite(array)))} values)")
-    return prob, offsets
+    return (sigmoid(prob) if logits else prob), offsets
 
 
 @dataclass
@@ -58,7 +66,7 @@ class KerasRunner:
             model = self.bundle.model
             self._forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
         logits, offsets = self._forward(canvas[None].astype(np.float32))
-        return check_outputs(sigmoid(np.asarray(logits)), np.asarray(offsets), self.name)
+        return check_outputs(np.asarray(logits), np.asarray(offsets), self.name, logits=True)
 
 
 def _squeeze_nhwc(array: np.ndarray, channels: int) -> np.ndarray:
@@ -110,9 +118,23 @@ class _ArtifactRunner:
     def _finish(self, prob: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         prob = _squeeze_nhwc(prob, 1).astype(np.float32)
         offsets = _squeeze_nhwc(offsets, 4).astype(np.float32)
-        if self.metadata.get("prob_activation") == "sigmoid":
-            prob = sigmoid(prob)
-        return check_outputs(prob, offsets, self.name)
+        return check_outputs(prob, offsets, self.name, logits=self.metadata["prob_activation"] == "sigmoid")
+
+    def _check_output_names(self, available) -> None:
+        """The outputs named by the metadata must exist in the graph (ValueError naming the first missing)."""
+        available = list(available)
+        for key in ("prob_output", "offsets_output"):
+            if self.metadata[key] not in available:
+                raise ValueError(f"{self.path}: its metadata names {key} {self.metadata[key]!r}, but the model's "
+                                 f"outputs are {', '.join(map(repr, available))}")
+
+    def _execute(self, call, *args):
+        """``call(*args)`` with the runtime's own errors turned into one ValueError line."""
+        try:
+            return call(*args)
+        except Exception as exc:  # onnxruntime/LiteRT/Core ML raise their own exception types
+            raise ValueError(f"{self.name} failed to run {self.path}: {type(exc).__name__}: "
+                             f"{error_line(exc)}") from None
 
 
 def litert_interpreter_class():
@@ -143,7 +165,7 @@ class TFLiteRunner(_ArtifactRunner):
             self.interpreter = interpreter_class(model_path=self.path, num_threads=num_threads)
             self.interpreter.allocate_tensors()
         except Exception as exc:  # LiteRT raises RuntimeError/ValueError on a bad file
-            raise ValueError(f"LiteRT cannot load {path}: {str(exc).splitlines()[0][:200]}") from None
+            raise ValueError(f"LiteRT cannot load {path}: {error_line(exc)}") from None
         self.input = self.interpreter.get_input_details()[0]
         outputs = {d["name"]: d for d in self.interpreter.get_output_details()}
         by_channels = {int(d["shape"][-1]): d for d in outputs.values()}
@@ -168,7 +190,7 @@ class TFLiteRunner(_ArtifactRunner):
             info = np.iinfo(dtype)
             x = np.clip(np.round(x / scale + zero_point), info.min, info.max)
         self.interpreter.set_tensor(self.input["index"], x.astype(dtype))
-        self.interpreter.invoke()
+        self._execute(self.interpreter.invoke)
         return self._finish(self._get(self.prob_output), self._get(self.offsets_output))
 
 
@@ -194,13 +216,14 @@ class OnnxRunner(_ArtifactRunner):
         try:
             self.session = ort.InferenceSession(self.path, options, providers=["CPUExecutionProvider"])
         except Exception as exc:
-            raise ValueError(f"onnxruntime cannot load {path}: {str(exc).splitlines()[0][:200]}") from None
+            raise ValueError(f"onnxruntime cannot load {path}: {error_line(exc)}") from None
         self.input_name = self.session.get_inputs()[0].name
+        self._check_output_names(o.name for o in self.session.get_outputs())
 
     def run(self, canvas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         x = self._check_canvas(canvas)[None]
         names = [self.metadata["prob_output"], self.metadata["offsets_output"]]
-        prob, offsets = self.session.run(names, {self.input_name: x})
+        prob, offsets = self._execute(self.session.run, names, {self.input_name: x})
         return self._finish(prob, offsets)
 
 
@@ -231,6 +254,7 @@ class CoreMLRunner(_ArtifactRunner):
         sizes = [s[0] for s in feature.get("enumerated_sizes", [])] + \
                 [s[1] for s in feature.get("enumerated_shapes", [])]
         self.sizes = tuple(sorted(set(sizes))) if sizes else ()
+        self._check_output_names(f.name for f in spec.description.output)
         self._predict = None
 
     def _predictor(self):
@@ -265,7 +289,7 @@ class CoreMLRunner(_ArtifactRunner):
 
     def run(self, canvas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         x = self._check_canvas(canvas)[None]
-        out = self._predictor()(x)
+        out = self._execute(self._predictor(), x)
         return self._finish(np.asarray(out[self.metadata["prob_output"]], np.float32),
                             np.asarray(out[self.metadata["offsets_output"]], np.float32))
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bbe_mobile.atomic import write_json
 from bbe_mobile.grouper import group, labels_to_image
 from bbe_mobile.letterbox import letterbox_image, read_image
 
@@ -279,7 +280,5 @@ def format_report(report: dict) -> str:
 
 
 def write_report(report: dict, path: str | os.PathLike) -> None:
-    path = Path(path)
-    tmp = path.parent / f".tmp-{path.name}"
-    tmp.write_text(json.dumps(report, indent=1) + "\n")
-    os.replace(tmp, path)
+    """Write ``report`` as JSON to ``path`` atomically."""
+    write_json(path, report, indent=1)

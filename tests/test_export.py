@@ -226,7 +226,86 @@ def test_onnx(bundle, tmp_path):
     np.testing.assert_allclose(offsets, ref_offsets, atol=1e-3)
 
 
+@pytest.fixture(scope="session")
+def onnx_path(bundle, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("onnx") / "m.onnx"
+    export.export_artifact(bundle, "onnx", "fp32", path)
+    return path
+
+
+def _with_metadata(proto, **changes) -> None:
+    """Rewrite the ``bbe`` metadata of an ONNX proto in place."""
+    entry = next(p for p in proto.metadata_props if p.key == "bbe")
+    entry.value = json.dumps({**json.loads(entry.value), **changes})
+
+
+def test_onnx_output_names_are_checked_at_load(onnx_path, tmp_path):
+    """Valid metadata naming outputs the graph lacks (Identity/Identity_1 graphs): one ValueError at load."""
+    import onnx
+
+    proto = onnx.load(str(onnx_path))
+    _with_metadata(proto, prob_output="Identity", offsets_output="Identity_1")
+    onnx.save(proto, str(tmp_path / "renamed.onnx"))
+    with pytest.raises(ValueError, match="prob_output 'Identity', but the model's outputs are"):
+        load_runner(str(tmp_path / "renamed.onnx"))
+
+
+def test_runtime_errors_are_one_value_error_line(onnx_path):
+    runner = load_runner(str(onnx_path))
+    runner.metadata = {**runner.metadata, "prob_output": "nope"}  # onnxruntime raises its InvalidArgument
+    with pytest.raises(ValueError, match=r"^tiny \(onnx fp32\) failed to run .*m\.onnx: \w+: ") as info:
+        runner.run(canvas())
+    assert "\n" not in str(info.value)
+
+
+def test_infinite_logits_are_caught_before_the_sigmoid(bundle, onnx_path):
+    """sigmoid(inf) = 1 would hide an overflow: the raw outputs are checked first."""
+    grid = SIZE // 4
+    keras_runner = KerasRunner(bundle)
+    keras_runner._forward = lambda x: (np.full((1, grid, grid, 1), np.inf, np.float32),
+                                       np.zeros((1, grid, grid, 4), np.float32))
+    with pytest.raises(ValueError, match="non-finite logits"):
+        keras_runner.run(canvas())
+    runner = load_runner(str(onnx_path))
+    runner.metadata = {**runner.metadata, "prob_activation": "sigmoid"}
+    logits = np.zeros((1, grid, grid, 1), np.float32)
+    logits[0, 3, 5, 0] = -np.inf
+    with pytest.raises(ValueError, match=r"non-finite logits \(1 values\)"):
+        runner._finish(logits, np.zeros((1, grid, grid, 4), np.float32))
+
+
+def test_onnx_metadata_read_without_external_weights(onnx_path, tmp_path):
+    """inspect reads metadata and structure only: a model whose external weight file is absent is described."""
+    import onnx
+
+    path = tmp_path / "ext.onnx"
+    onnx.save(onnx.load(str(onnx_path)), str(path), save_as_external_data=True, location="ext.weights",
+              size_threshold=0)
+    (tmp_path / "ext.weights").unlink()
+    info = describe(path)
+    assert info["metadata"]["precision"] == "fp32" and info["ops"]["Conv"] > 10
+
+
 # ---------------------------------------------------------------------------------------------------- Core ML
+
+def test_coreml_output_names_are_checked_at_load(bundle, tmp_path):
+    import coremltools as ct
+
+    path = tmp_path / "m.mlpackage"
+    export.export_artifact(bundle, "coreml", "fp16", path, export.ExportOptions(coreml_input="tensor"))
+    spec_file = next(path.rglob("*.mlmodel"))
+    spec = ct.utils.load_spec(str(path))
+    meta = json.loads(spec.description.metadata.userDefined["bbe"])
+    spec.description.metadata.userDefined["bbe"] = json.dumps({**meta, "offsets_output": "Identity_1"})
+    spec_file.write_bytes(spec.SerializeToString())
+    with pytest.raises(ValueError, match="offsets_output 'Identity_1', but the model's outputs are"):
+        load_runner(str(path))
+
+
+def test_coreml_compress_rejects_an_unknown_precision():
+    with pytest.raises(export.ExportError, match="unknown Core ML precision 'int4'"):
+        export._coreml_compress(object(), "int4", [])
+
 
 def _coreml_numeric_check(path: Path, bundle, tolerance: float) -> None:
     runner = load_runner(str(path))
@@ -401,6 +480,8 @@ def test_cli_precision_list_with_several_targets(bundle_dir, tmp_path):
     (["--target", "caffe"], "unknown target 'caffe'"),
     (["--target", "onnx", "--precision", "int4"], "precision 'int4' is not available for onnx"),
     (["--target", "tflite", "--input-size", "100"], "--input-size must be a positive multiple of 16"),
+    (["--target", "tflite", "--num-calibration", "0"], "--num-calibration must be >= 1, got 0"),
+    (["--target", "tflite", "--num-calibration", "-3"], "--num-calibration must be >= 1, got -3"),
 ])
 def test_cli_bad_arguments(bundle_dir, tmp_path, args, message):
     result = CliRunner().invoke(main, ["convert", "--model", str(bundle_dir), "--out", str(tmp_path / "o"),
@@ -408,6 +489,43 @@ def test_cli_bad_arguments(bundle_dir, tmp_path, args, message):
     assert result.exit_code == 2
     assert f"error: {message}" in result.output
     assert "Traceback" not in result.output
+
+
+def test_library_convert_checks_its_arguments(bundle, tmp_path):
+    """``convert`` rejects what ``export_artifact`` rejects, before converting anything."""
+    out = tmp_path / "o"
+    for targets, precisions, options, message in (
+            (["onnx"], {"onnx": ["int8"]}, export.ExportOptions(), "precision 'int8' is not available for onnx"),
+            (["coreml"], {"coreml": ["int4"]}, export.ExportOptions(), "precision 'int4' is not available"),
+            (["caffe"], {"caffe": ["fp32"]}, export.ExportOptions(), "unknown target 'caffe'"),
+            (["tflite"], {"tflite": ["int8"]}, export.ExportOptions(io_dtype="float16"), "unknown I/O type"),
+            (["tflite"], {"tflite": ["int8"]}, export.ExportOptions(num_calibration=0), "--num-calibration")):
+        with pytest.raises(export.ExportError, match=message):
+            export.convert(bundle, targets, precisions, out, options, verify=False, log=lambda *_: None)
+    assert not out.exists()
+
+
+def test_image_files_limit(images_dir):
+    assert len(export.image_files(images_dir)) == 8
+    assert [p.name for p in export.image_files(images_dir, 2)] == ["img000.jpg", "img001.jpg"]
+    for limit in (0, -1):
+        with pytest.raises(export.ExportError, match=f"must be >= 1, got {limit}"):
+            export.image_files(images_dir, limit)
+
+
+def test_error_messages_keep_the_first_line(bundle, tmp_path, monkeypatch):
+    import bbe_mobile.runtime
+
+    def fails(*args, **kwargs):
+        raise RuntimeError("first line\nsecond line")
+
+    monkeypatch.setattr(bbe_mobile.runtime, "load_runner", fails)
+    with pytest.raises(export.ExportError, match="does not run: RuntimeError: first line$"):
+        export._smoke_run(tmp_path / "m.onnx", SIZE)
+    monkeypatch.setitem(export.EXPORTERS, "onnx", fails)
+    outcomes = export.convert(bundle, ["onnx"], {"onnx": ["fp32"]}, tmp_path / "o", verify=False,
+                              log=lambda *_: None)
+    assert outcomes[0].message == "RuntimeError: first line"
 
 
 def test_cli_truncated_model(bundle_dir, tmp_path):
@@ -450,7 +568,18 @@ def test_parse_metadata_rejects_bad_documents():
     for text, message in ((None, "no 'bbe' metadata"), ("{", "not JSON"), ("[]", "not a JSON object"),
                           (json.dumps({"format": "bbe-mobile/1"}), "lacks key 'input_size'"),
                           (good.replace("bbe-mobile/1", "bbe-mobile/9"), "supports"),
-                          (good.replace('"t_c": 0.6', '"t_c": 1.6'), "grouper")):
+                          (good.replace('"t_c": 0.6', '"t_c": 1.6'), "grouper"),
+                          (good.replace('"input_size": 64', '"input_size": true'), "input_size must be a positive"),
+                          (good.replace('"input_size": 64', '"input_size": "64"'), "input_size must be a positive"),
+                          (good.replace('"stride": 4', '"stride": 0'), "stride must be a positive integer"),
+                          (good.replace('"stride": 4', '"stride": 4.0'), "stride must be a positive integer"),
+                          (good.replace('"prob_output": "person_prob"', '"prob_output": 1'),
+                           "prob_output must be a string"),
+                          (good.replace('"model_name": "tiny"', '"model_name": null'), "model_name must be a string"),
+                          (good.replace('"precision": "fp32"', '"precision": ["fp32"]'),
+                           "precision must be a string"),
+                          (good.replace('"prob_activation": "none"', '"prob_activation": "relu"'),
+                           "prob_activation must be one of none, sigmoid")):
         with pytest.raises(ArtifactError, match=message):
             parse_metadata(text, "x")
 

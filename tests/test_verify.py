@@ -71,6 +71,7 @@ def test_verify_fails_for_broken_artifact(broken_tflite, bundle_dir, images_dir,
     assert result.exit_code == 1, result.output
     assert "FAILED: prob_max_abs" in result.output and "FAIL  prob_mean_abs" in result.output
     report = json.loads(report_path.read_text())
+    assert [p.name for p in tmp_path.iterdir()] == ["report.json"]  # written atomically, no temp file left
     assert report["status"] == "failed" and report["precision"] == "fp32"
     failed = {c["name"] for c in report["checks"] if not c["ok"]}
     assert {"prob_max_abs", "prob_mean_abs", "mask_iou"} <= failed
@@ -78,16 +79,20 @@ def test_verify_fails_for_broken_artifact(broken_tflite, bundle_dir, images_dir,
 
 
 def test_convert_does_not_ship_a_failing_artifact(bundle_dir, broken_dir, images_dir, tmp_path, monkeypatch):
-    """If the converted graph disagrees with the Keras model, convert writes the report, not the artifact."""
+    """If the converted graph disagrees with the Keras model, convert writes the report, not the artifact, and
+    removes an older artifact at that path (say from a --no-verify run)."""
     broken = load_bundle(broken_dir)
     original = export.EXPORTERS["tflite"]
     monkeypatch.setitem(export.EXPORTERS, "tflite", lambda b, p, path, o: original(broken, p, path, o))
     out = tmp_path / "out"
+    out.mkdir()
+    (out / "tiny_fp32.tflite").write_bytes(b"an older, unverified artifact")
     result = CliRunner().invoke(main, ["convert", "--target", "tflite", "--precision", "fp32", "--model",
                                        str(bundle_dir), "--out", str(out), "--verify-images", str(images_dir),
                                        "--num-verify", "4"])
     assert result.exit_code == 1
-    assert "verification failed: prob_max_abs" in result.output and "artifact not written" in result.output
+    assert "verification failed: prob_max_abs" in result.output
+    assert "artifact not written, older one removed" in result.output
     assert sorted(p.name for p in out.iterdir()) == ["tiny_fp32.tflite.verify.json"]
     assert json.loads((out / "tiny_fp32.tflite.verify.json").read_text())["status"] == "failed"
 
