@@ -489,17 +489,12 @@ class RawTFLite:
     and the twin pay exactly the same overhead."""
 
     def __init__(self, path, num_threads: int, canvas: np.ndarray):
-        from bbe_mobile.runtime import litert_interpreter_class  # noqa: PLC0415
+        from bbe_mobile.runtime import litert_interpreter_class, quantize_input  # noqa: PLC0415
 
         self.interpreter = litert_interpreter_class()(model_path=str(path), num_threads=num_threads)
         self.interpreter.allocate_tensors()
         detail = self.interpreter.get_input_details()[0]
-        x = canvas[None].astype(np.float32)
-        if np.issubdtype(detail["dtype"], np.integer):
-            scale, zero_point = detail["quantization"]
-            info = np.iinfo(detail["dtype"])
-            x = np.clip(np.round(x / scale + zero_point), info.min, info.max)
-        self.x = x.astype(detail["dtype"])
+        self.x = quantize_input(canvas[None].astype(np.float32), detail)
         self.index = detail["index"]
         self.outputs = [d["index"] for d in self.interpreter.get_output_details()]
 

@@ -7,22 +7,18 @@ from pathlib import Path
 
 import numpy as np
 
+from bbe_mobile.bench import summarize
 from bbe_mobile.golden import read_golden
 from bbe_mobile.grouper import GrouperConfig, group
 
 GOLDEN_DIR = Path(__file__).resolve().parent.parent / "tests" / "golden"
+BENCH_ROW_STATS = ("median_ms", "p90_ms", "min_ms")  # the figures a bbe-bench/1 grouper row carries
 
 
 def bench_case_names(golden_dir: Path = GOLDEN_DIR) -> list[str]:
     """Names of the golden cases marked as benchmark cases (``bench_people`` set), in index order."""
     names = json.loads((golden_dir / "index.json").read_text())["cases"]
     return [n for n in names if json.loads((golden_dir / f"{n}.json").read_text()).get("bench_people")]
-
-
-def summarize_ms(samples: list[float]) -> dict:
-    """Median, p90 and min of per-run times in ms (NumPy's linear percentile)."""
-    a = np.asarray(samples)
-    return {"median_ms": float(np.median(a)), "p90_ms": float(np.percentile(a, 90)), "min_ms": float(a.min())}
 
 
 def time_numpy_grouper(runs: int = 200, warmup: int = 20, golden_dir: Path = GOLDEN_DIR) -> dict:
@@ -40,7 +36,8 @@ def time_numpy_grouper(runs: int = 200, warmup: int = 20, golden_dir: Path = GOL
             t0 = time.perf_counter()
             group(prob, offsets, doc["stride"], config)
             samples.append((time.perf_counter() - t0) * 1e3)
+        stats = summarize(samples)
         results.append({"kind": "grouper", "name": name, "height": doc["height"], "width": doc["width"],
-                        "people": doc["bench_people"], **summarize_ms(samples)})
+                        "people": doc["bench_people"], **{k: stats[k] for k in BENCH_ROW_STATS}})
     return {"format": "bbe-bench/1", "source": "numpy-grouper", "device": "host", "runs": runs, "warmup": warmup,
             "results": results}

@@ -149,6 +149,17 @@ def litert_interpreter_class():
     return Interpreter
 
 
+def quantize_input(x: np.ndarray, detail: dict) -> np.ndarray:
+    """``x`` as the LiteRT input tensor ``detail`` takes it: for an integer tensor x / scale + zero point, rounded
+    and clipped to the dtype's range; cast to the tensor's dtype."""
+    dtype = detail["dtype"]
+    if np.issubdtype(dtype, np.integer):
+        scale, zero_point = detail["quantization"]
+        info = np.iinfo(dtype)
+        x = np.clip(np.round(x / scale + zero_point), info.min, info.max)
+    return x.astype(dtype)
+
+
 class TFLiteRunner(_ArtifactRunner):
     """Runs a ``.tflite`` with LiteRT (``num_threads``: CPU threads, None = LiteRT's default). Quantised inputs
     are quantised with the tensor's scale/zero point, quantised outputs dequantised."""
@@ -183,13 +194,8 @@ class TFLiteRunner(_ArtifactRunner):
         return value.astype(np.float32)
 
     def run(self, canvas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        x = self._check_canvas(canvas)[None]
-        dtype = self.input["dtype"]
-        if np.issubdtype(dtype, np.integer):
-            scale, zero_point = self.input["quantization"]
-            info = np.iinfo(dtype)
-            x = np.clip(np.round(x / scale + zero_point), info.min, info.max)
-        self.interpreter.set_tensor(self.input["index"], x.astype(dtype))
+        x = quantize_input(self._check_canvas(canvas)[None], self.input)
+        self.interpreter.set_tensor(self.input["index"], x)
         self._execute(self.interpreter.invoke)
         return self._finish(self._get(self.prob_output), self._get(self.offsets_output))
 

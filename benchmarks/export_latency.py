@@ -14,16 +14,14 @@ machine load hit every variant alike; the int8/fp32 TFLite speed ratio at 2 thre
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-import numpy as np  # noqa: E402
 
 DEFAULT_VARIANTS = ("tflite:fp32,tflite:fp16,tflite:dynamic-int8,tflite:int8,onnx:fp32,"
                     "coreml:fp16,coreml:int8,coreml:palette6,coreml:palette4")
@@ -48,34 +46,11 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def timing_canvas(size: int, verify_dir: str) -> np.ndarray:
-    from bbe_mobile.export import image_files
-    from bbe_mobile.letterbox import letterbox_image, read_image
-
-    try:
-        return letterbox_image(read_image(str(image_files(verify_dir, 1)[0])), size)[0]
-    except ValueError:
-        return np.random.default_rng(0).uniform(0, 255, (size, size, 3)).astype(np.float32)
-
-
-def interleaved_latency(runners: dict, canvas: np.ndarray, runs: int, warmup: int) -> dict:
-    """{key: [ms, ...]} with the runs of all runners interleaved."""
-    for runner in runners.values():
-        for _ in range(warmup):
-            runner.run(canvas)
-    times = {key: [] for key in runners}
-    for _ in range(runs):
-        for key, runner in runners.items():
-            start = time.perf_counter()
-            runner.run(canvas)
-            times[key].append(1000 * (time.perf_counter() - start))
-    return times
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
     from bbe_mobile import export, verify
     from bbe_mobile.artifact_info import file_size
+    from bbe_mobile.bench import time_interleaved, timing_canvas
     from bbe_mobile.bundle import load_bundle
     from bbe_mobile.runtime import load_runner
 
@@ -118,7 +93,8 @@ def main(argv=None) -> int:
             continue
         for n in threads:
             runners[(row["path"], n)] = load_runner(row["path"], num_threads=n)
-    times = interleaved_latency(runners, canvas, args.runs, args.warmup)
+    times = time_interleaved({key: functools.partial(runner.run, canvas) for key, runner in runners.items()},
+                             args.runs, args.warmup)
     for row in rows:
         row["latency_ms"] = {n: statistics.median(times[(row["path"], n)]) for n in threads
                              if (row["path"], n) in times}

@@ -14,7 +14,7 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from bbe_mobile.bench_grouper import summarize_ms  # noqa: E402
+from bbe_mobile.bench import summarize  # noqa: E402
 from bbe_mobile.data import CocoPersons  # noqa: E402
 from bbe_mobile.evaluate import person_iou  # noqa: E402
 from bbe_mobile.letterbox import letterbox_image  # noqa: E402
@@ -53,8 +53,8 @@ def main() -> None:
     sample = val.image(ids[0])
     canvas, _ = letterbox_image(sample, predictor.size)
     tensor = peer.prepare(sample)
-    latency = {"bbe": summarize_ms(time_calls(lambda: predictor.runner.run(canvas), 30)),
-               "mediapipe": summarize_ms(time_calls(lambda: peer.forward(tensor), 30))}
+    latency = {"bbe": summarize(time_calls(lambda: predictor.runner.run(canvas), 30)),
+               "mediapipe": summarize(time_calls(lambda: peer.forward(tensor), 30))}
     report = {"images": len(ids), "threads": args.threads, "model": predictor.runner.name,
               "input": {"bbe": predictor.size, "mediapipe": list(peer.input_hw)}}
     print(f"{len(ids)} single-person val images (json order), {args.threads} threads")
