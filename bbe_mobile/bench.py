@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from bbe_mobile.atomic import atomic_path, write_json, write_text
+from bbe_mobile.bench_grouper import summarize, time_numpy_grouper
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
@@ -127,14 +128,6 @@ def parse_threads(text: str) -> tuple[int, ...]:
     if not threads or min(threads) < 1:
         raise BenchError(f"--threads must be a comma list of positive integers, got {text!r}")
     return threads
-
-
-def summarize(samples) -> dict:
-    """median, p90, IQR (p25..p75), min of per-run ms, and the number of runs."""
-    a = np.asarray(samples, dtype=np.float64)
-    p25, p75 = np.percentile(a, [25, 75])
-    return {"median_ms": float(np.median(a)), "p90_ms": float(np.percentile(a, 90)), "iqr_ms": float(p75 - p25),
-            "min_ms": float(a.min()), "runs": int(a.size)}
 
 
 # ------------------------------------------------------------------------------------------------ profiles
@@ -558,8 +551,6 @@ def _skipped(source: str, note: str) -> dict:
 
 
 def numpy_grouper(runs: int, warmup: int) -> dict:
-    from bbe_mobile.bench_grouper import time_numpy_grouper  # noqa: PLC0415
-
     doc = time_numpy_grouper(runs=runs, warmup=warmup)
     return {"source": "numpy", "status": "ok", "note": "Python + NumPy (per-call interpreter overhead included)",
             "results": doc["results"]}

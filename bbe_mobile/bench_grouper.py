@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 
-from bbe_mobile.bench import summarize
 from bbe_mobile.golden import read_golden
 from bbe_mobile.grouper import GrouperConfig, group
 
@@ -19,6 +18,14 @@ def bench_case_names(golden_dir: Path = GOLDEN_DIR) -> list[str]:
     """Names of the golden cases marked as benchmark cases (``bench_people`` set), in index order."""
     names = json.loads((golden_dir / "index.json").read_text())["cases"]
     return [n for n in names if json.loads((golden_dir / f"{n}.json").read_text()).get("bench_people")]
+
+
+def summarize(samples) -> dict:
+    """median, p90, IQR (p25..p75), min of per-run ms, and the number of runs."""
+    a = np.asarray(samples, dtype=np.float64)
+    p25, p75 = np.percentile(a, [25, 75])
+    return {"median_ms": float(np.median(a)), "p90_ms": float(np.percentile(a, 90)), "iqr_ms": float(p75 - p25),
+            "min_ms": float(a.min()), "runs": int(a.size)}
 
 
 def time_numpy_grouper(runs: int = 200, warmup: int = 20, golden_dir: Path = GOLDEN_DIR) -> dict:

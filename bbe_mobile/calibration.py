@@ -7,7 +7,7 @@ calibrate (``_experimental_calibrate_only``), runs the calibrated float model on
 every intermediate tensor kept, replaces each recorded [min, max] by the tensor's observed min/max over all
 images (the same statistic the calibrator means to record), and quantises with the converter's own MLIR
 quantiser (``mlir_quantize``, as ``TFLiteConverter`` does after calibrating). Both are private TensorFlow entry
-points: the versions are pinned in pyproject.toml, and ``tests/test_export.py`` checks the result against
+points: the versions are pinned in pyproject.toml, and ``tests/test_calibration.py`` checks the result against
 the converter's own output.
 """
 from __future__ import annotations

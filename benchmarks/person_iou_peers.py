@@ -14,7 +14,7 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from bbe_mobile.bench import summarize  # noqa: E402
+from bbe_mobile.bench_grouper import summarize  # noqa: E402
 from bbe_mobile.data import CocoPersons  # noqa: E402
 from bbe_mobile.evaluate import person_iou  # noqa: E402
 from bbe_mobile.letterbox import letterbox_image  # noqa: E402
