@@ -42,6 +42,30 @@ def replace_path(src: Path, dst: Path) -> None:
         os.replace(src, dst)
 
 
+def current_umask() -> int:
+    """The process umask (read from /proc where possible: setting it to read it races with other threads)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def give_default_modes(path: str | os.PathLike) -> None:
+    """Give ``path`` and everything below it the modes a plain ``open``/``mkdir`` gives (0666 / 0777 less the
+    umask): some writers (coremltools' package writer) create private 0600 files and 0700 directories."""
+    umask = current_umask()
+    root = Path(path)
+    entries = [root, *root.rglob("*")] if root.is_dir() else [root]
+    for entry in entries:
+        if not entry.is_symlink():
+            entry.chmod((0o777 if entry.is_dir() else 0o666) & ~umask)
+
+
 def remove_path(p: Path) -> None:
     if p.is_dir() and not p.is_symlink():
         shutil.rmtree(p, ignore_errors=True)

@@ -42,12 +42,11 @@ import numpy as np
 
 from bbe_mobile.atomic import atomic_path, write_json, write_text
 from bbe_mobile.bench_grouper import summarize, time_numpy_grouper
+from bbe_mobile.paths import REPO_ROOT, SHARED
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
 IOS_DIR = REPO_ROOT / "ios_demo"
 KOTLIN_BENCH = REPO_ROOT / "android_demo" / "grouper" / "bench.sh"
-SHARED = Path(os.environ.get("BBE_SHARED", REPO_ROOT.parent / "shared"))
 BENCH_FORMAT = "bbe-bench/1"
 RESULT_KINDS = ("grouper", "model", "preprocess", "upsample", "total")
 PAPER_GROUPER_MS = (1.0, 2.0)  # the paper: grouping takes 1-2 ms on an iPhone 7

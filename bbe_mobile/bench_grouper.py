@@ -9,8 +9,8 @@ import numpy as np
 
 from bbe_mobile.golden import read_golden
 from bbe_mobile.grouper import GrouperConfig, group
+from bbe_mobile.paths import GOLDEN_DIR
 
-GOLDEN_DIR = Path(__file__).resolve().parent.parent / "tests" / "golden"
 BENCH_ROW_STATS = ("median_ms", "p90_ms", "min_ms")  # the figures a bbe-bench/1 grouper row carries
 
 

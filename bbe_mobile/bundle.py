@@ -13,8 +13,8 @@ from pathlib import Path
 
 from bbe_mobile.grouper import GrouperConfig
 from bbe_mobile.model import ModelConfig
+from bbe_mobile.paths import DEFAULT_MODEL
 
-DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "bbe_mnv2_035"
 MODEL_FILE = "model.keras"
 CONFIG_FILE = "bbe.json"
 

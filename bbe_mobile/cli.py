@@ -1,12 +1,15 @@
 """The ``bbe-mobile`` command line: parses arguments and calls library functions, nothing else."""
 from __future__ import annotations
 
+import logging
 import os
 import sys
+from pathlib import Path
 
 import click
 
-SHARED_WEIGHTS = "../shared/weights/mobilenet_v2_0.35_224_imagenet_no_top.weights.h5"
+from bbe_mobile import paths
+
 
 
 def _quiet_tensorflow() -> None:
@@ -49,7 +52,8 @@ def main():
               help="Backbone output stride (paper: train 16, test 8).")
 @click.option("--aspp/--no-aspp", default=True, show_default=True, help="Atrous branches of ASPP (Table 3).")
 @click.option("--backbone-weights", default=None, help="'imagenet' (download) or a Keras Applications .weights.h5; "
-              f"default: {SHARED_WEIGHTS} if present, else random.")
+              "default: ../shared/weights/mobilenet_v2_<alpha>_224_imagenet_no_top.weights.h5 beside the checkout "
+              "(alpha 0.35 or 1.0) if present, else random.")
 @click.option("--init", "init_model", default=None, type=click.Path(), help="Start from this model bundle (fine-tune).")
 @click.option("--crop", type=int, default=384, show_default=True, help="Training crop side, pixels (multiple of 16).")
 @click.option("--base-size", type=int, default=512, show_default=True,
@@ -63,6 +67,8 @@ def main():
 @click.option("--head-lr-mult", type=float, default=10.0, show_default=True,
               help="Learning-rate multiplier of ASPP, decoder and heads.")
 @click.option("--box-loss-weight", type=float, default=1.0, show_default=True, help="Weight of the L1 box loss.")
+@click.option("--giou-loss-weight", type=float, default=1.0, show_default=True,
+              help="Weight of the 1 - GIoU loss between each person cell's decoded box and its instance box.")
 @click.option("--balance-instances/--no-balance-instances", default=False, show_default=True,
               help="Box loss: every person weighs the same instead of every person cell (helps small people).")
 @click.option("--paste-prob", type=float, default=0.6, show_default=True, help="Probability of copy-paste per sample.")
@@ -76,13 +82,18 @@ def main():
               show_default=True, help="tf.distribute strategy (multiworker reads TF_CONFIG).")
 @click.option("--logical-cpus", type=int, default=0, show_default=True,
               help="Split the CPU into N logical devices (to exercise --strategy mirrored without GPUs).")
+@click.option("--freeze-blocks", type=click.IntRange(0, 17), default=0, show_default=True,
+              help="MobileNetV2: keep the stem and blocks 0..N-1 at their backbone weights (faster steps).")
+@click.option("--snapshot-every", type=int, default=1000, show_default=True,
+              help="Steps between model bundles kept in RUN/snapshots/step-NNNNNN for learning curves (0: none).")
 @click.option("--max-steps", type=int, default=None, help="Stop after this many steps in this run (resumable).")
 @click.option("--name", default="bbe", show_default=True, help="Model name stored in the bundle.")
 @click.option("--seed", type=int, default=0, show_default=True)
 def train(train_sets, val_trainable, out_dir, backbone, alpha, output_stride, aspp, backbone_weights, init_model, crop,
-          base_size, input_size, batch_size, steps1, steps2, lr1, lr2, head_lr_mult, box_loss_weight, balance_instances,
+          base_size, input_size, batch_size, steps1, steps2, lr1, lr2, head_lr_mult, box_loss_weight, giou_loss_weight,
+          balance_instances,
           paste_prob, max_pastes, paste_height, scale_range, checkpoint_every,
-          strategy, logical_cpus, max_steps, name, seed):
+          freeze_blocks, snapshot_every, strategy, logical_cpus, max_steps, name, seed):
     """Train (or resume) a BBE model on COCO-format person data."""
     from bbe_mobile import train as training  # noqa: PLC0415
     from bbe_mobile.data import AugmentConfig, CocoPersons, split_val  # noqa: PLC0415
@@ -94,14 +105,18 @@ def train(train_sets, val_trainable, out_dir, backbone, alpha, output_stride, as
     if val_trainable:
         val = CocoPersons(*val_trainable)
         datasets.append(CocoPersons(*val_trainable, image_ids=split_val(val)[0]))
-    if backbone_weights is None and backbone == "mobilenet_v2" and alpha == 0.35 and os.path.isfile(SHARED_WEIGHTS):
-        backbone_weights = SHARED_WEIGHTS
+    default_weights = paths.MOBILENET_V2_WEIGHTS.get(alpha) if backbone == "mobilenet_v2" else None
+    if backbone_weights is None and default_weights is not None and default_weights.is_file():
+        backbone_weights = str(default_weights)
+    _say_initial_weights(backbone, alpha, backbone_weights, init_model, out_dir)
     summary = training.train(
         datasets, out_dir,
         ModelConfig(backbone=backbone, alpha=alpha, output_stride=int(output_stride), aspp=aspp),
         training.TrainConfig(steps1=steps1, steps2=steps2, lr1=lr1, lr2=lr2, head_lr_mult=head_lr_mult,
                              batch_size=batch_size, box_loss_weight=box_loss_weight,
-                             balance_instances=balance_instances, checkpoint_every=checkpoint_every, seed=seed),
+                             giou_loss_weight=giou_loss_weight,
+                             balance_instances=balance_instances, checkpoint_every=checkpoint_every,
+                             freeze_blocks=freeze_blocks, snapshot_every=snapshot_every, seed=seed),
         AugmentConfig(crop=crop, base_size=base_size, scale_range=tuple(scale_range), paste_probability=paste_prob,
                       max_pastes=max_pastes, paste_height=tuple(paste_height)),
         input_size=input_size, backbone_weights=backbone_weights, init_model=init_model, strategy_name=strategy,
@@ -112,6 +127,35 @@ def train(train_sets, val_trainable, out_dir, backbone, alpha, output_stride, as
                f"final loss semantic {summary['final_semantic_loss']} box {summary['final_box_loss']}")
     if summary["steps"] >= summary["total_steps"]:
         click.echo(f"model written to {out_dir}")
+
+
+class _EchoHandler(logging.Handler):
+    """Prints the package's log records as plain lines on stdout."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(record.getMessage())
+
+
+def _say_initial_weights(backbone: str, alpha: float, backbone_weights: str | None, init_model: str | None,
+                         out_dir: str) -> None:
+    """Say which weights training starts from. Loaded backbone weights are reported when they are copied
+    (``model.load_backbone_weights`` logs the file and the number of layers; printed here through the
+    ``bbe_mobile.model`` logger)."""
+    log = logging.getLogger("bbe_mobile.model")
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    if not any(isinstance(h, _EchoHandler) for h in log.handlers):
+        log.addHandler(_EchoHandler())
+    if (Path(out_dir) / "checkpoints" / "checkpoint").is_file():
+        click.echo(f"resuming from the last checkpoint in {out_dir}: its weights replace the initial ones below")
+    if init_model:
+        click.echo(f"initial weights: every layer from --init {init_model} (no backbone weights loaded)")
+    elif not backbone_weights:
+        default_weights = paths.MOBILENET_V2_WEIGHTS.get(alpha) if backbone == "mobilenet_v2" else None
+        reason = (f"{default_weights} is absent" if default_weights is not None
+                  else f"there is no default for {backbone}" + (f" alpha {alpha:g}" if backbone == "mobilenet_v2"
+                                                                 else ""))
+        click.echo(f"backbone weights: none ({reason}; pass --backbone-weights): starting from random weights")
 
 
 def _grouper_options(f):
@@ -161,17 +205,20 @@ def predict(images, model, out_dir, size, t_c, t_nms, t_fg, t_iou, max_instances
 
     loaded = [(path, read_image(path)) for path in images]  # every input checked before any work
     predictor = _predictor(model, size, t_c, t_nms, t_fg, t_iou, max_instances)
-    for path, image in tqdm(loaded, disable=len(loaded) < 2, unit="img"):
-        png, _ = write_prediction(out_dir, path, image, predictor.predict(image))
-        click.echo(f"{path}: {png}")
+    # the bar only on a terminal (None: tqdm's own check) and for 2+ images; each image's line goes above it
+    for path, image in tqdm(loaded, disable=True if len(loaded) < 2 else None, unit="img", dynamic_ncols=True):
+        prediction = predictor.predict(image)
+        png, js = write_prediction(out_dir, path, image, prediction)
+        people = len(prediction.scores)
+        tqdm.write(f"{path}: {people} {'person' if people == 1 else 'people'} -> {png}, {js}")
 
 
 @main.command(name="eval")
 @click.option("--images", required=True, type=click.Path(), help="Images directory of a COCO-format set.")
 @click.option("--annotations", required=True, type=click.Path(), help="COCO instances json (person category).")
 @click.option("--model", default=None, type=click.Path(), help=MODEL_HELP)
-@click.option("--size", type=int, default=961, show_default=True,
-              help="Letterbox size: each image's larger side in input pixels (paper: 961).")
+@click.option("--size", type=int, default=None, help="Letterbox size: each image's larger side in input pixels "
+              "(default: the model's input size, 512 for the bundled model; the paper's protocol: 961).")
 @click.option("--results", default=None, type=click.Path(dir_okay=False), help="Write COCO results json here.")
 @click.option("--metrics-json", default=None, type=click.Path(dir_okay=False),
               help="Write the 12 AP/AR figures and person_iou here.")
@@ -184,13 +231,10 @@ def eval_command(images, annotations, model, size, results, metrics_json, subset
     """Mask AP/AR of the person category (pycocotools, 12-column table) and semantic person IoU."""
     from bbe_mobile.data import CocoPersons  # noqa: PLC0415
     from bbe_mobile.atomic import write_json  # noqa: PLC0415
-    from bbe_mobile.evaluate import evaluate, format_table  # noqa: PLC0415
+    from bbe_mobile.evaluate import evaluate, format_table, subset_ids  # noqa: PLC0415
 
     dataset = CocoPersons(images, annotations)
-    ids = [img["id"] for img in dataset.coco.dataset["images"]]
-    if subset != "all":
-        ids = [i for i in ids if (dataset.people_count(i) >= 2) == (subset == "multi") and dataset.people_count(i)]
-    ids = ids[:limit] if limit else ids
+    ids = subset_ids(dataset, subset, limit)
     if not ids:
         raise ValueError(f"no images to evaluate in {annotations} (subset {subset})")
     dataset.image_ids = ids
@@ -203,15 +247,15 @@ def eval_command(images, annotations, model, size, results, metrics_json, subset
         write_json(metrics_json, metrics)
     click.echo(format_table(metrics))
     click.echo(f"person_iou {metrics['person_iou']:.3f} (pooled {metrics['person_iou_pooled']:.3f}) on "
-               f"{metrics['images']} images, {len(coco_results)} instances")
+               f"{metrics['images']} images, {len(coco_results)} instances, letterbox size {predictor.size} px")
 
 
 @main.command()
-@click.option("--out", "out_dir", default="tests/golden", show_default=True, type=click.Path(file_okay=False),
-              help="Directory for the golden files.")
-@click.option("--coco-images", default="../shared/data/coco-person-mini/val", show_default=True,
+@click.option("--out", "out_dir", default=str(paths.GOLDEN_DIR), show_default=True,
+              type=click.Path(file_okay=False), help="Directory for the golden files (default: this checkout's).")
+@click.option("--coco-images", default=str(paths.COCO_MINI_VAL), show_default=True,
               type=click.Path(), help="COCO images for the real-annotation cases (skipped if absent).")
-@click.option("--coco-annotations", default="../shared/data/coco-person-mini/instances_person_val.json",
+@click.option("--coco-annotations", default=str(paths.COCO_MINI_VAL_ANNOTATIONS),
               show_default=True, type=click.Path())
 def golden(out_dir, coco_images, coco_annotations):
     """Write the grouper golden vectors (edge cases, real COCO cases, benchmark cases) for Python, Swift, Kotlin."""
@@ -242,7 +286,7 @@ def golden(out_dir, coco_images, coco_annotations):
               help="Output directory (artifacts and their NAME.verify.json reports).")
 @click.option("--calibration-images", default=None, type=click.Path(),
               help="Images for full-int8 calibration, letterboxed like inference (default: "
-                   "../shared/data/coco-person-mini/train, disjoint from the verification images).")
+                   f"{paths.COCO_MINI_TRAIN}, disjoint from the verification images).")
 @click.option("--num-calibration", type=int, default=100, show_default=True,
               help="Calibration images (the first N by file name).")
 @click.option("--opset", type=int, default=17, show_default=True, help="ONNX opset.")
@@ -254,7 +298,7 @@ def golden(out_dir, coco_images, coco_annotations):
               "as EnumeratedShapes, e.g. 256,384.")
 @click.option("--no-verify", is_flag=True, help="Skip verification against the Keras model on real images.")
 @click.option("--verify-images", default=None, type=click.Path(),
-              help="Verification images (default: ../shared/data/coco-person-mini/val).")
+              help=f"Verification images (default: {paths.COCO_MINI_VAL}).")
 @click.option("--num-verify", type=int, default=20, show_default=True, help="Verification images used.")
 def convert(target, model, input_size, precision, io_dtype, out_dir, calibration_images, num_calibration, opset,
             coreml_input, min_target, flexible_sizes, no_verify, verify_images, num_verify):
@@ -285,6 +329,9 @@ def convert(target, model, input_size, precision, io_dtype, out_dir, calibration
     if failed:
         click.echo(f"error: {len(failed)} of {len(outcomes)} conversions failed: "
                    + "; ".join(f"{o.target} {o.precision}: {o.message}" for o in failed), err=True)
+        unverified = [(o.target, o.precision) for o in failed if o.report is not None]
+        if unverified:
+            click.echo(export.verification_hint(unverified), err=True)
         sys.exit(1)
 
 
@@ -306,7 +353,7 @@ def inspect_command(artifact, as_json):
 @click.option("--reference", default=None, type=click.Path(),
               help="Reference Keras bundle (default: the bundled model).")
 @click.option("--images", default=None, type=click.Path(),
-              help="Image directory (default: ../shared/data/coco-person-mini/val).")
+              help=f"Image directory (default: {paths.COCO_MINI_VAL}).")
 @click.option("--num-images", type=int, default=20, show_default=True)
 @click.option("--report", "report_path", default=None, type=click.Path(dir_okay=False), help="Write the JSON report.")
 def verify_command(artifact, reference, images, num_images, report_path):
@@ -341,11 +388,11 @@ def verify_command(artifact, reference, images, num_images, report_path):
 @click.option("--grouper-sources", default="numpy,swift,kotlin", show_default=True, help="Groupers to time.")
 @click.option("--num-verify", type=int, default=10, show_default=True, help="Verification images per format.")
 @click.option("--verify-images", default=None, type=click.Path(),
-              help="Verification and timing images (default: ../shared/data/coco-person-mini/val).")
+              help=f"Verification and timing images (default: {paths.COCO_MINI_VAL}).")
 @click.option("--num-calibration", type=int, default=100, show_default=True, help="int8 calibration images.")
 @click.option("--calibration-images", default=None, type=click.Path(),
-              help="int8 calibration images (default: ../shared/data/coco-person-mini/train).")
-@click.option("--no-peers", is_flag=True, help="Skip the ../shared/peers models.")
+              help=f"int8 calibration images (default: {paths.COCO_MINI_TRAIN}).")
+@click.option("--no-peers", is_flag=True, help=f"Skip the peer models in {paths.SHARED / 'peers'}.")
 @click.option("--out", "out_dir", default="bench_out", show_default=True, type=click.Path(file_okay=False))
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def bench_command(model, formats, input_size, threads, device, from_device, eval_images, eval_annotations, eval_limit,

@@ -144,11 +144,35 @@ def warp(array: np.ndarray, matrix: np.ndarray, crop: int, resample=Image.BILINE
     return np.asarray(Image.fromarray(array).transform((crop, crop), Image.AFFINE, tuple(inv[:2].ravel()), resample))
 
 
+def warp_mask(mask: np.ndarray, matrix: np.ndarray, crop: int) -> np.ndarray:
+    """Warp one (h, w) 0/1 mask bilinearly and threshold at 0.5 -> (crop, crop) bool. Only the crop window that
+    the mask's box maps to (plus a 2-pixel margin, wider than the bilinear support) is resampled: the result
+    equals warping the whole mask, at a fraction of the cost for small people."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    out = np.zeros((crop, crop), bool)
+    if not rows.size:
+        return out
+    cols = np.flatnonzero(mask.any(axis=0))
+    corners = matrix @ np.array([[cols[0], cols[-1] + 1, cols[0], cols[-1] + 1],
+                                 [rows[0], rows[0], rows[-1] + 1, rows[-1] + 1], [1, 1, 1, 1]], np.float64)
+    x0, y0 = (max(int(np.floor(corners[i].min())) - 2, 0) for i in (0, 1))
+    x1, y1 = (min(int(np.ceil(corners[i].max())) + 2, crop) for i in (0, 1))
+    if x1 <= x0 or y1 <= y0:
+        return out
+    inv = np.linalg.inv(matrix)
+    shifted = inv[:2].copy()
+    shifted[:, 2] += inv[:2, 0] * x0 + inv[:2, 1] * y0  # output pixel (x, y) of the window is (x + x0, y + y0)
+    window = Image.fromarray(mask * np.uint8(255)).transform((x1 - x0, y1 - y0), Image.AFFINE,
+                                                             tuple(shifted.ravel()), Image.BILINEAR)
+    out[y0:y1, x0:x1] = np.asarray(window) >= 128
+    return out
+
+
 def warp_masks(masks: np.ndarray, matrix: np.ndarray, crop: int) -> np.ndarray:
     """Warp (N, h, w) 0/1 masks bilinearly and threshold at 0.5 -> (N, crop, crop) uint8."""
     out = np.zeros((len(masks), crop, crop), np.uint8)
     for k, m in enumerate(masks):
-        out[k] = warp(m * 255, matrix, crop) >= 128
+        out[k] = warp_mask(m, matrix, crop)
     return out
 
 
@@ -209,7 +233,7 @@ class Sampler:
         m[:2, 2] += np.array([cx, cy]) - centre[:2]
         if rng.random() < 0.5:
             m = np.array([[-1, 0, 2 * cx], [0, 1, 0], [0, 0, 1]]) @ m
-        pasted_mask = warp(src_mask * 255, m, cfg.crop) >= 128
+        pasted_mask = warp_mask(src_mask, m, cfg.crop)
         if not pasted_mask.any():
             return crop, masks, crowd
         pasted = warp(src, m, cfg.crop)

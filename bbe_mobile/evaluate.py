@@ -50,6 +50,18 @@ def coco_metrics(dataset: CocoPersons, results: list[dict], image_ids: list[int]
     return {name: float(v) for name, v in zip(METRIC_NAMES, evaluator.stats)}
 
 
+def subset_ids(dataset: CocoPersons, subset: str = "all", limit: int | None = None) -> list[int]:
+    """Image ids to score, in json order: ``all``, ``multi`` (2+ people) or ``single`` (exactly one person), then
+    the first ``limit``. The dev evaluation sets are ``multi`` (the 32 held-out val images) and ``single`` with
+    limit 300 (see ``data.split_val``)."""
+    if subset not in ("all", "multi", "single"):
+        raise ValueError(f"subset must be all, multi or single, got {subset!r}")
+    ids = [img["id"] for img in dataset.coco.dataset["images"]]
+    if subset != "all":
+        ids = [i for i in ids if (dataset.people_count(i) >= 2) == (subset == "multi") and dataset.people_count(i)]
+    return ids[:limit] if limit else ids
+
+
 def person_iou(predicted: np.ndarray, truth: np.ndarray) -> float | None:
     """IoU of two bool masks; None when both are empty."""
     union = np.logical_or(predicted, truth).sum()

@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from bbe_mobile.artifact_info import INPUT_NAME, METADATA_KEY, OFFSETS_OUTPUT, PROB_OUTPUT, make_metadata
-from bbe_mobile.atomic import atomic_path, remove_path
+from bbe_mobile import paths
+from bbe_mobile.atomic import atomic_path, give_default_modes, remove_path
 from bbe_mobile.calibration import quantize_int8
 from bbe_mobile.letterbox import letterbox_image, read_image
 from bbe_mobile.model import is_head_layer
@@ -36,14 +37,17 @@ PRECISIONS = {
     "onnx": ("fp32",),
 }
 DEFAULT_PRECISION = {"tflite": "int8", "coreml": "fp16", "onnx": "fp32"}
+FIDELITY = {  # each target's precisions from the most to the least faithful to the Keras model
+    "tflite": ("fp32", "fp16", "dynamic-int8", "int8"),
+    "coreml": ("fp32", "fp16", "int8", "palette6", "palette4"),
+    "onnx": ("fp32",),
+}
 SUFFIX = {"tflite": ".tflite", "coreml": ".mlpackage", "onnx": ".onnx"}
 IO_DTYPES = ("float32", "int8", "uint8")
 COREML_TARGETS = ("iOS15", "iOS16", "iOS17", "iOS18")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
-REPO_ROOT = Path(__file__).resolve().parent.parent
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data" / "coco-person-mini"
-DEFAULT_CALIBRATION_DIR = SHARED_DATA / "train"  # disjoint from the verification images (val)
-DEFAULT_VERIFY_DIR = SHARED_DATA / "val"
+DEFAULT_CALIBRATION_DIR = paths.COCO_MINI_TRAIN  # disjoint from the verification images (val)
+DEFAULT_VERIFY_DIR = paths.COCO_MINI_VAL
 
 
 class ExportError(ValueError):
@@ -101,6 +105,25 @@ def parse_precisions(target: str, precision: str | None) -> list[str]:
     for p in wanted:
         _check_precision(target, p)
     return wanted
+
+
+def more_faithful(target: str, precision: str, exclude: set[str] = frozenset()) -> list[str]:
+    """The precisions of ``target`` more faithful than ``precision`` (the nearest first), less ``exclude``:
+    what to try when ``precision`` fails verification."""
+    order = FIDELITY[target]
+    return [p for p in reversed(order[:order.index(precision)]) if p not in exclude]
+
+
+def verification_hint(failed: list[tuple[str, str]]) -> str:
+    """One line naming what works instead of the (target, precision) variants that failed verification."""
+    parts = []
+    for target, precision in failed:
+        others = more_faithful(target, precision, {p for t, p in failed if t == target})
+        flags = [f"--precision {p}" for p in others]
+        try_instead = (f"--target {target} with {', '.join(flags[:-1])}{' or ' if len(flags) > 1 else ''}{flags[-1]}"
+                       " (more faithful), or " if flags else "")
+        parts.append(f"{try_instead}--no-verify to write {target} {precision} unverified")
+    return "what works: " + "; ".join(parts)
 
 
 def _check_precision(target: str, precision: str) -> None:
@@ -499,6 +522,7 @@ def export_coreml(bundle, precision: str, path: Path, options: ExportOptions) ->
     mlmodel.output_description[PROB_OUTPUT] = "person probability per cell (1, S/4, S/4, 1), in [0, 1]"
     mlmodel.output_description[OFFSETS_OUTPUT] = "box offsets (dx, dy, dw, dh) per cell (1, S/4, S/4, 4)"
     mlmodel.save(str(path))
+    give_default_modes(path)  # coremltools writes model.mlmodel 0600 and weights/ 0700
     from bbe_mobile.runtime import CoreMLUnavailable  # noqa: PLC0415
 
     try:

@@ -9,6 +9,7 @@ graph converts to TFLite, Core ML (flexible shapes too) and ONNX.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import keras
@@ -16,6 +17,7 @@ import numpy as np
 from keras import layers
 
 DECODER_STRIDE = 4
+logger = logging.getLogger(__name__)
 BACKBONES = ("mobilenet_v2", "resnet50")
 
 
@@ -219,37 +221,89 @@ def build_bbe(
     return model
 
 
+def _reference_backbone(backbone: str, alpha: float, imagenet: bool) -> keras.Model:
+    """Keras Applications' own backbone (224x224, no top): the layer order and names its weight files follow."""
+    weights = "imagenet" if imagenet else None
+    if backbone == "mobilenet_v2":
+        return keras.applications.MobileNetV2(input_shape=(224, 224, 3), alpha=alpha, include_top=False,
+                                              weights=weights)
+    return keras.applications.ResNet50(input_shape=(224, 224, 3), include_top=False, weights=weights)
+
+
+def read_keras_weights_file(path: str, reference: keras.Model) -> dict[str, list[np.ndarray]] | None:
+    """The variables of every layer of ``reference`` stored in a Keras 3 ``.weights.h5`` file, by layer name,
+    read with h5py (Keras' own loader warns about "nested containers" on these files and leaves nothing to check).
+    The format names a model's layers ``layers/<class name in snake case>[_k]`` in the order of ``model.layers``,
+    each with ``vars/0..n-1`` in the order of ``layer.weights``. Returns None for another format (legacy .h5);
+    raises ValueError if the file does not hold exactly ``reference``'s layers with the same variable shapes."""
+    import h5py  # noqa: PLC0415
+    from keras.src.utils.naming import to_snake_case  # the function that names the file's layer groups
+
+    try:
+        handle = h5py.File(path, "r")
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc}") from None
+    with handle as f:
+        if "layers" not in f:
+            return None
+        groups, used, values = f["layers"], {}, {}
+        for layer in reference.layers:
+            base = to_snake_case(layer.__class__.__name__)
+            used[base] = used.get(base, -1) + 1
+            key = base if used[base] == 0 else f"{base}_{used[base]}"
+            group = groups.get(f"{key}/vars")
+            expected = [tuple(w.shape) for w in layer.weights]
+            if group is None and expected:
+                raise ValueError(f"layer {layer.name} ({key}) is missing from the file")
+            stored = [np.asarray(group[str(i)]) for i in range(len(group))] if group is not None else []
+            if [a.shape for a in stored] != expected:
+                raise ValueError(f"layer {layer.name} ({key}) holds variables of shapes {[a.shape for a in stored]} "
+                                 f"in the file, the backbone needs {expected}")
+            if stored:
+                values[layer.name] = stored
+        extra = sorted(set(groups) - {b if k == 0 else f"{b}_{k}" for b, n in used.items() for k in range(n + 1)})
+        if extra:
+            raise ValueError(f"the file holds layers the backbone does not have: {', '.join(extra[:3])}")
+    return values
+
+
 def load_backbone_weights(model: keras.Model, backbone: str, alpha: float, weights: str) -> int:
     """Copy Keras Applications backbone weights ("imagenet" or a ``.weights.h5`` path) into ``model`` by layer
-    name. Returns the number of layers copied; raises ValueError if the file does not fit."""
-    if backbone == "mobilenet_v2":
-        reference = keras.applications.MobileNetV2(
-            input_shape=(224, 224, 3), alpha=alpha, include_top=False,
-            weights="imagenet" if weights == "imagenet" else None)
-    else:
-        reference = keras.applications.ResNet50(input_shape=(224, 224, 3), include_top=False,
-                                                weights="imagenet" if weights == "imagenet" else None)
-    if weights != "imagenet":
+    name. Every backbone layer with variables must receive them (ValueError otherwise, and for a file of another
+    backbone or alpha). Returns the number of layers copied and logs it (logger ``bbe_mobile.model``, INFO)."""
+    reference = _reference_backbone(backbone, alpha, imagenet=weights == "imagenet")
+    stored = None
+    try:
+        if weights != "imagenet":
+            stored = read_keras_weights_file(weights, reference)
+            if stored is None:  # legacy Keras 2 .h5: Keras' own loader (it does not warn on these)
+                reference.load_weights(weights)
+    except Exception as exc:  # h5py and Keras raise several types for a wrong file
+        raise ValueError(f"cannot load backbone weights {weights} into {backbone} alpha={alpha}: "
+                         f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+    if stored is None:
+        stored = {layer.name: layer.get_weights() for layer in reference.layers if layer.weights}
+    copied = []
+    for name, values in stored.items():
         try:
-            reference.load_weights(weights)
-        except Exception as exc:  # Keras raises several types for a wrong file
-            raise ValueError(f"cannot load backbone weights {weights} into {backbone} alpha={alpha}: {exc}") from exc
-    copied = 0
-    for layer in reference.layers:
-        values = layer.get_weights()
-        if not values:
-            continue
-        try:
-            target = model.get_layer(layer.name)
+            target = model.get_layer(name)
         except ValueError:
-            continue  # Conv_1 and the classifier are not part of the BBE backbone
-        if backbone == "resnet50" and layer.name == "conv1_conv":
+            continue  # Conv_1 and its batch norm (the classifier's input) are not part of the BBE backbone
+        if backbone == "resnet50" and name == "conv1_conv":
             values = [values[0][:, :, ::-1, :], values[1]]  # Keras' ResNet-50 expects BGR; our input is RGB
-        target.set_weights(values)
-        copied += 1
-    if copied == 0:
-        raise ValueError(f"no layer of {weights} matches the {backbone} backbone")
-    return copied
+        try:
+            target.set_weights(values)
+        except ValueError as exc:
+            raise ValueError(f"backbone weights {weights} do not fit layer {name} of {model.name}: "
+                             f"{str(exc).splitlines()[0]}") from None
+        copied.append(name)
+    missing = [layer.name for layer in model.layers if layer.weights and not is_head_layer(layer.name)
+               and layer.name != "normalize" and layer.name not in copied]
+    if missing:
+        raise ValueError(f"backbone weights {weights} hold nothing for {len(missing)} backbone layers of "
+                         f"{model.name} ({', '.join(missing[:3])}, ...)")
+    logger.info("backbone weights %s: copied into %d layers", weights, len(copied))
+    return len(copied)
 
 
 def model_config(model: keras.Model) -> dict:

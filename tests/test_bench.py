@@ -38,6 +38,7 @@ def _base_args(tiny_bundle, out) -> list[str]:
             "--threads", "1,2", "--num-verify", "1", "--num-calibration", "2", "--no-progress", "--out", str(out)]
 
 
+@pytest.mark.slow  # converts full-int8 TFLite and Core ML, times six formats
 def test_cli_end_to_end_estimates_device_file_and_missing_toolchains(tiny_bundle, bench_out, tmp_path, monkeypatch):
     device_file = tmp_path / "bbe-bench-iPhone9,3.json"
     device_file.write_text(json.dumps(DEVICE_DOC))
@@ -85,16 +86,22 @@ def test_cli_end_to_end_estimates_device_file_and_missing_toolchains(tiny_bundle
     assert doc["from_device"][0]["results"][1]["median_ms"] == 31.0
 
 
-def test_cli_host_reuses_cache(tiny_bundle, bench_out, monkeypatch):
+def test_cli_host_reuses_cache(tiny_bundle, tmp_path, monkeypatch):
+    """The quick end-to-end run of ``bench``: host measurements, no estimates; the second run reuses the
+    artifact the first one converted."""
     monkeypatch.setenv("PATH", "/nonexistent")
-    result = CliRunner().invoke(main, _base_args(tiny_bundle, bench_out) + [
-        "--formats", "tflite-fp32", "--grouper-sources", "numpy", "--no-peers"])
-    assert result.exit_code == 0, result.output
-    doc = json.loads((bench_out / "bench_host.json").read_text())
+    args = _base_args(tiny_bundle, tmp_path) + ["--formats", "tflite-fp32", "--grouper-sources", "numpy", "--no-peers"]
+    notes = []
+    for _ in range(2):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0, result.output
+        doc = json.loads((tmp_path / "bench_host.json").read_text())
+        notes.append(doc["formats"][0]["note"])
+    assert notes[0] != "cached" and notes[1] == "cached"
     assert doc["estimates"] is None and "ESTIMATE" not in result.stdout
-    assert doc["formats"][0]["note"] == "cached"  # converted by the previous test
     assert [t["precision"] for t in doc["twin"]] == ["fp32", "fp32"]
-    assert (bench_out / "bench_host.png").is_file()
+    assert doc["formats"][0]["latency"]["1"]["runs"] == 2
+    assert (tmp_path / "bench_host.png").is_file()
 
 
 @pytest.mark.parametrize("content, message", [

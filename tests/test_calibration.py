@@ -62,6 +62,7 @@ def test_written_ranges_are_the_measured_ones_widened_to_zero(captured):
     assert rewritten[index][1:] == (0.0, 2.0)
 
 
+@pytest.mark.slow  # a second full-int8 conversion, by the converter's own calibrator (~13 s)
 def test_measured_int8_runs_and_stays_close_to_the_converters_own(bundle, options, monkeypatch):
     x = canvas()
     measured = _run(export.convert_tflite_bytes(bundle, "int8", options)[0], x)

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from pycocotools import mask as mask_utils
 
 from bbe_mobile.cli import main
-from conftest import GOLDEN, ROOT
+from conftest import GOLDEN, ROOT, WEIGHTS, need
 
 
 def run(*args):
@@ -32,6 +32,13 @@ def test_predict_writes_overlay_and_json(tiny_bundle, coco_val, tmp_path):
     result = run("predict", *images, "--model", tiny_bundle, "--out", tmp_path, "--t-c", "0.1", "--t-fg", "0.1",
                  "--t-iou", "0.1")
     assert result.exit_code == 0, result.output
+    lines = result.stdout.strip().splitlines()  # one line per image (no bar: stderr is not a terminal)
+    assert len(lines) == len(images)
+    for line, image in zip(lines, images):
+        doc = json.loads((tmp_path / f"{image.stem}.json").read_text())
+        people = len(doc["instances"])
+        assert line == (f"{image}: {people} {'person' if people == 1 else 'people'} -> "
+                        f"{tmp_path / (image.stem + '.png')}, {tmp_path / (image.stem + '.json')}")
     for image in images:
         doc = json.loads((tmp_path / f"{image.stem}.json").read_text())
         assert (tmp_path / f"{image.stem}.png").stat().st_size > 1000
@@ -60,14 +67,16 @@ def test_missing_model_file(coco_val, tmp_path):
 
 
 def test_eval_metrics_reproduce_pycocotools_from_results_json(tiny_bundle, coco_val, tmp_path):
+    """Also: without --size, eval letterboxes to the model's own input size (64 for the tiny bundle)."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
     results, metrics = tmp_path / "r.json", tmp_path / "m.json"
     result = run("eval", "--images", coco_val[0], "--annotations", coco_val[1], "--model", tiny_bundle,
-                 "--size", "64", "--subset", "multi", "--limit", "3", "--results", results, "--metrics-json", metrics,
+                 "--subset", "multi", "--limit", "3", "--results", results, "--metrics-json", metrics,
                  "--t-c", "0.1", "--t-fg", "0.1", "--t-iou", "0.1")
     assert result.exit_code == 0, result.output
+    assert result.output.rstrip().endswith("letterbox size 64 px")
     m = json.loads(metrics.read_text())
     assert {"AP", "AP50", "AP75", "APS", "APM", "APL", "AR1", "AR10", "AR100", "ARS", "ARM", "ARL",
             "person_iou"} <= set(m)
@@ -97,3 +106,80 @@ def test_golden_generator_reproduces_the_committed_files(tmp_path, coco_val):
     assert sorted(p.name for p in tmp_path.iterdir()) == committed
     for name in committed:
         assert (tmp_path / name).read_bytes() == (GOLDEN / name).read_bytes(), name
+
+
+OUTPUT_DIRS = {("predict", "out_dir"), ("convert", "out_dir"), ("bench_command", "out_dir")}  # cwd-relative on purpose
+
+
+def test_default_paths_resolve_from_the_package_not_the_cwd():
+    """Every default that names an input (weights, golden files, sample data) is absolute; only output
+    directories are relative to where the command runs."""
+    from bbe_mobile import paths
+
+    checked = 0
+    for command in main.commands.values():
+        for param in command.params:
+            default = param.default
+            if isinstance(default, str) and "/" in default:
+                checked += 1
+                if (command.callback.__name__, param.name) not in OUTPUT_DIRS:
+                    assert Path(default).is_absolute(), (command.name, param.name, default)
+    assert checked >= 3  # golden --out, --coco-images, --coco-annotations
+    assert paths.MOBILENET_V2_WEIGHTS == {
+        alpha: paths.SHARED / "weights" / f"mobilenet_v2_{alpha}_224_imagenet_no_top.weights.h5" for alpha in (0.35, 1.0)}
+    assert all(p.is_absolute() for p in paths.MOBILENET_V2_WEIGHTS.values())
+    assert paths.GOLDEN_DIR == GOLDEN and paths.REPO_ROOT == ROOT
+
+
+def test_train_from_another_directory_loads_the_default_backbone_weights(coco_train, tmp_path):
+    """``bbe-mobile train`` started elsewhere finds the default weights beside the checkout and says so."""
+    need(WEIGHTS)
+    images, annotations = coco_train
+    proc = subprocess.run([sys.executable, "-m", "bbe_mobile.cli", "train", "--train-set", images, annotations,
+                           "--out", "run", "--crop", "64", "--base-size", "64", "--input-size", "64",
+                           "--batch-size", "2", "--max-steps", "1"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert f"backbone weights {WEIGHTS}: copied into 102 layers" in proc.stdout, proc.stdout
+    assert "steps 1/" in proc.stdout and (tmp_path / "run" / "checkpoints").is_dir()
+
+
+def test_initial_weights_messages(tmp_path, capsys, monkeypatch):
+    """What ``train`` says before it builds the model (the e2e tests below and above run the real thing)."""
+    import logging
+
+    from bbe_mobile import cli, paths
+
+    cli._say_initial_weights("mobilenet_v2", 0.35, None, str(tmp_path / "b"), str(tmp_path / "run"))
+    assert capsys.readouterr().out == f"initial weights: every layer from --init {tmp_path / 'b'} (no backbone " \
+                                      "weights loaded)\n"
+    monkeypatch.setitem(paths.MOBILENET_V2_WEIGHTS, 0.35, tmp_path / "absent.weights.h5")
+    cli._say_initial_weights("mobilenet_v2", 0.35, None, None, str(tmp_path / "run"))
+    assert capsys.readouterr().out == (f"backbone weights: none ({tmp_path / 'absent.weights.h5'} is absent; pass "
+                                       "--backbone-weights): starting from random weights\n")
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "run" / "checkpoints" / "checkpoint").write_text("")
+    cli._say_initial_weights("resnet50", 1.0, "w.h5", None, str(tmp_path / "run"))
+    logging.getLogger("bbe_mobile.model").info("backbone weights %s: copied into %d layers", "w.h5", 3)
+    assert capsys.readouterr().out == (f"resuming from the last checkpoint in {tmp_path / 'run'}: its weights "
+                                       "replace the initial ones below\nbackbone weights w.h5: copied into 3 layers\n")
+
+
+@pytest.mark.slow  # builds two models and starts training twice (~6 s)
+def test_train_says_plainly_when_it_starts_without_backbone_weights(coco_train, tmp_path):
+    images, annotations = coco_train
+    common = ["train", "--train-set", images, annotations, "--crop", "64", "--input-size", "64", "--max-steps", "0"]
+    result = run(*common, "--out", tmp_path / "random", "--alpha", "0.5")
+    assert result.exit_code == 0, result.output
+    assert ("backbone weights: none (there is no default for mobilenet_v2 alpha 0.5; pass --backbone-weights): "
+            "starting from random weights") in result.output
+    assert "copied into" not in result.output
+    from bbe_mobile.bundle import save_bundle
+    from bbe_mobile.grouper import GrouperConfig
+    from bbe_mobile.model import ModelConfig, build_bbe
+
+    init = save_bundle(tmp_path / "init", build_bbe(64), ModelConfig(), 64, GrouperConfig(), "init")
+    result = run(*common, "--out", tmp_path / "fine", "--init", init)
+    assert result.exit_code == 0, result.output
+    assert f"initial weights: every layer from --init {init} (no backbone weights loaded)" in result.output
+    assert "copied into" not in result.output

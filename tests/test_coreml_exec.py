@@ -567,6 +567,7 @@ def tiny_fp16(tiny):
     return _convert_keras(model, d / "fp16.mlpackage", "FLOAT16")
 
 
+@pytest.mark.slow  # trains batch-norm statistics and converts the tiny BBE network (~10 s)
 def test_bbe_fp32_matches_keras(tiny, tiny_fp32):
     _, x, ref, _ = tiny
     ex = MLProgramExecutor(tiny_fp32)
@@ -582,6 +583,7 @@ FP16_E2E_TOL = 0.1  # measured ~0.02-0.04 on this random network (mostly from th
 COMPRESSED_E2E_TOL = {"int8": 0.25, "palette6": 0.6, "palette4": 1.0}  # vs Keras, random weights (docs)
 
 
+@pytest.mark.slow  # a second Core ML conversion of the tiny BBE network
 def test_bbe_fp16_matches_keras(tiny, tiny_fp16):
     _, x, ref, d = tiny
     ex = MLProgramExecutor(d / "fp16.mlpackage")
@@ -592,6 +594,7 @@ def test_bbe_fp16_matches_keras(tiny, tiny_fp16):
     assert _bbe_errors(ex32, x, ref) != errs
 
 
+@pytest.mark.slow  # weight compression of a Core ML conversion, ~7-9 s each
 @pytest.mark.parametrize("kind", ["int8", "palette6", "palette4"])
 def test_bbe_compressed(tiny, tiny_fp16, kind):
     import coremltools.optimize.coreml as cto
@@ -635,6 +638,7 @@ def _has_param(spec, op_type: str, param: str) -> bool:
     return param in op.inputs
 
 
+@pytest.mark.slow  # needs the tiny BBE network converted (~12 s)
 @pytest.mark.parametrize("breakage", ["conv_pad_off_by_one", "resize_align_corners"])
 def test_a_broken_conversion_is_caught(tiny, tiny_fp32, tmp_path, breakage):
     """The executor is faithful enough to see a one-pixel pad shift or a wrong resize sampling grid."""
@@ -726,6 +730,7 @@ def _prob_offsets(out: dict):
     return out[PROB_OUTPUT].astype(np.float32), out[OFFSETS_OUTPUT].astype(np.float32)
 
 
+@pytest.mark.slow  # a full export.py Core ML conversion (~9 s)
 def test_export_py_fp32_image_artifact(tiny, tmp_path):
     model, x, ref, _ = tiny
     path = _export(model, tmp_path, "fp32")

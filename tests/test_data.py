@@ -2,8 +2,11 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from bbe_mobile.data import AugmentConfig, CocoPersons, DataError, Sampler, affine_matrix, split_val
+from bbe_mobile.data import (AugmentConfig, CocoPersons, DataError, Sampler, affine_matrix, split_val, warp,
+                             warp_mask)
 
 
 def test_affine_matrix_maps_source_centre_to_crop_centre():
@@ -74,3 +77,16 @@ def test_bad_datasets(tmp_path, coco_train):
     gone.write_text(json.dumps(data))
     with pytest.raises(DataError, match="image file missing"):
         CocoPersons(images, str(gone)).check_files()
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.integers(8, 300), st.integers(8, 300), st.integers(0, 2**32 - 1))
+def test_windowed_mask_warp_equals_warping_the_whole_mask(h, w, seed):
+    rng = np.random.default_rng(seed)
+    mask = np.zeros((h, w), np.uint8)
+    y0, x0 = rng.integers(0, h - 4), rng.integers(0, w - 4)
+    mask[y0:y0 + rng.integers(1, h - y0 + 1), x0:x0 + rng.integers(1, w - x0 + 1)] = 1
+    mask &= (rng.random((h, w)) < 0.8).astype(np.uint8)
+    matrix = affine_matrix((h, w), 96, rng.uniform(0.2, 3.0), rng.uniform(-15, 15), tuple(rng.uniform(-30, 30, 2)),
+                           bool(rng.integers(2)))
+    np.testing.assert_array_equal(warp_mask(mask, matrix, 96), warp(mask * 255, matrix, 96) >= 128)

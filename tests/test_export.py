@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -127,7 +128,9 @@ def check_metadata(meta: dict, precision: str, **kw) -> None:
 TFLITE_TOLERANCE = {"fp32": 1e-4, "fp16": 0.02, "dynamic-int8": 0.25, "int8": 0.35}
 
 
-@pytest.mark.parametrize("precision", ["fp32", "fp16", "dynamic-int8", "int8"])
+@pytest.mark.parametrize("precision", [  # ~5 s each; the quick tier converts int8 in test_calibration too
+    "fp32", pytest.param("fp16", marks=pytest.mark.slow), pytest.param("dynamic-int8", marks=pytest.mark.slow),
+    pytest.param("int8", marks=pytest.mark.slow)])
 def test_tflite_precisions(bundle, options, tmp_path, precision):
     path = tmp_path / f"m_{precision}.tflite"
     result = export.export_artifact(bundle, "tflite", precision, path, options)
@@ -149,6 +152,7 @@ def test_tflite_precisions(bundle, options, tmp_path, precision):
     assert np.abs(prob - ref_prob).mean() < TFLITE_TOLERANCE[precision] / 3
 
 
+@pytest.mark.slow  # two more full-int8 conversions (~5 s each)
 @pytest.mark.parametrize("io_dtype", ["int8", "uint8"])
 def test_tflite_int8_io(bundle, options, tmp_path, io_dtype):
     opts = export.ExportOptions(**{**options.__dict__, "io_dtype": io_dtype})
@@ -212,6 +216,7 @@ def test_int8_needs_calibration_images(bundle, tmp_path):
 
 # ---------------------------------------------------------------------------------------------------- ONNX
 
+@pytest.mark.slow  # an ONNX conversion (~6 s); test_cli_convert_inspect converts one in the quick tier
 def test_onnx(bundle, tmp_path):
     path = tmp_path / "m.onnx"
     export.export_artifact(bundle, "onnx", "fp32", path, export.ExportOptions(opset=15))
@@ -288,6 +293,7 @@ def test_onnx_metadata_read_without_external_weights(onnx_path, tmp_path):
 
 # ---------------------------------------------------------------------------------------------------- Core ML
 
+@pytest.mark.slow  # a Core ML conversion (~8 s)
 def test_coreml_output_names_are_checked_at_load(bundle, tmp_path):
     import coremltools as ct
 
@@ -318,15 +324,24 @@ def _coreml_numeric_check(path: Path, bundle, tolerance: float) -> None:
 
 
 @pytest.mark.parametrize("precision,coreml_input,op", [
-    ("fp16", "image", None), ("fp32", "tensor", None), ("int8", "image", "constexpr_affine_dequantize"),
+    ("fp16", "image", None),  # each conversion takes ~10 s: the other variants are in the slow tier
+    pytest.param("fp32", "tensor", None, marks=pytest.mark.slow),
+    pytest.param("int8", "image", "constexpr_affine_dequantize", marks=pytest.mark.slow),
     pytest.param("palette6", "image", "constexpr_lut_to_dense", marks=pytest.mark.slow),  # k-means: ~20 s
-    ("palette4", "tensor", "constexpr_lut_to_dense")])
+    pytest.param("palette4", "tensor", "constexpr_lut_to_dense", marks=pytest.mark.slow)])
 def test_coreml_variants(bundle, tmp_path, precision, coreml_input, op):
+    """Also: the package has the modes of other outputs (coremltools writes model.mlmodel 0600 and weights/
+    0700), checked under umask 0002 so that a hard-coded 0644 would fail too."""
     opts = export.ExportOptions(coreml_input=coreml_input)
     path = tmp_path / export.artifact_name("tiny", "coreml", precision, opts)
-    result = export.export_artifact(bundle, "coreml", precision, path, opts)
-    assert path.is_dir() and result.size_bytes > 100_000
-    assert [p.name for p in tmp_path.iterdir()] == [path.name]
+    previous = os.umask(0o002)
+    try:
+        result = export.export_artifact(bundle, "coreml", precision, path, opts)
+        assert path.is_dir() and result.size_bytes > 100_000
+        assert [p.name for p in tmp_path.iterdir()] == [path.name]
+        _check_default_modes(path, tmp_path)
+    finally:
+        os.umask(previous)
     info = describe(path)
     check_metadata(info["metadata"], precision)
     assert info["inputs"][0]["name"] == "image"
@@ -338,6 +353,18 @@ def test_coreml_variants(bundle, tmp_path, precision, coreml_input, op):
     if op:
         assert op in info["ops"]
     _coreml_numeric_check(path, bundle, 0.05 if precision in ("fp16", "fp32") else 0.3)
+
+
+def _check_default_modes(package: Path, directory: Path) -> None:
+    """Every file and directory of ``package`` has the mode a plain write and mkdir give in ``directory``."""
+    (directory / "plain").mkdir()
+    (directory / "plain" / "file").write_text("x")
+    file_mode, dir_mode = ((directory / "plain" / p).stat().st_mode & 0o7777 for p in ("file", "."))
+    modes = {str(p.relative_to(package.parent)): p.stat().st_mode & 0o7777 for p in [package, *package.rglob("*")]}
+    assert any(name.endswith("model.mlmodel") for name in modes) and any(name.endswith("weights") for name in modes)
+    assert {name: mode for name, mode in modes.items()
+            if mode != (dir_mode if (package.parent / name).is_dir() else file_mode)} == {}
+    shutil.rmtree(directory / "plain")
 
 
 def _palette_bits(path: Path) -> dict[str, int]:
@@ -352,6 +379,7 @@ def _palette_bits(path: Path) -> dict[str, int]:
             for child in op.outputs[0].child_ops}
 
 
+@pytest.mark.slow  # ~20 s each: k-means palettes of a larger model
 @pytest.mark.parametrize("precision,head_bits", [("palette4", 4), ("palette6", 6)])
 def test_coreml_palettes_keep_8_bit_backbone_palettes(precision, head_bits, tmp_path):
     """The backbone's weights get 8-bit palettes, the ASPP/decoder ones the variant's bits (docs/export.md)."""
@@ -366,6 +394,7 @@ def test_coreml_palettes_keep_8_bit_backbone_palettes(precision, head_bits, tmp_
     assert head == {head_bits} and backbone == {export.BACKBONE_PALETTE_BITS}, bits
 
 
+@pytest.mark.slow  # a third Core ML conversion (~15 s)
 def test_coreml_to_a_relative_output_path(bundle, tmp_path, monkeypatch):
     """Regression: the weight file of a package written to a relative path must be found (smoke run + exec)."""
     monkeypatch.chdir(tmp_path)
@@ -503,6 +532,16 @@ def test_library_convert_checks_its_arguments(bundle, tmp_path):
         with pytest.raises(export.ExportError, match=message):
             export.convert(bundle, targets, precisions, out, options, verify=False, log=lambda *_: None)
     assert not out.exists()
+
+
+def test_verification_hint_names_more_faithful_precisions_and_no_verify():
+    assert export.verification_hint([("tflite", "fp32")]) == "what works: --no-verify to write tflite fp32 unverified"
+    assert export.verification_hint([("coreml", "palette4"), ("coreml", "palette6"), ("tflite", "fp16")]) == (
+        "what works: --target coreml with --precision int8, --precision fp16 or --precision fp32 (more faithful), "
+        "or --no-verify to write coreml palette4 unverified; --target coreml with --precision int8, --precision "
+        "fp16 or --precision fp32 (more faithful), or --no-verify to write coreml palette6 unverified; "
+        "--target tflite with --precision fp32 (more faithful), or --no-verify to write tflite fp16 unverified")
+    assert all(set(export.FIDELITY[t]) == set(export.PRECISIONS[t]) for t in export.TARGETS)
 
 
 def test_image_files_limit(images_dir):

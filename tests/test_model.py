@@ -1,7 +1,10 @@
+import warnings
+
 import numpy as np
 import pytest
 
-from bbe_mobile.model import ModelConfig, build_bbe, load_backbone_weights, model_config, sigmoid
+from bbe_mobile.model import (ModelConfig, build_bbe, is_head_layer, load_backbone_weights, model_config,
+                              sigmoid)
 from conftest import WEIGHTS, need
 
 
@@ -43,17 +46,49 @@ def test_bad_arguments(kwargs, message):
         build_bbe(**{"input_size": 64, **kwargs})
 
 
-def test_imagenet_backbone_weights_copy_by_name():
+def test_imagenet_backbone_weights_reach_every_backbone_layer():
+    """Every backbone layer gets the file's weights (Keras' own loader, a separate reader, is the reference),
+    without Keras' "nested container" warnings; head layers keep their initialisation."""
+    import keras
+
     weights = need(WEIGHTS)
     m = build_bbe(64, aspp_filters=8, decoder_filters=8)
-    assert load_backbone_weights(m, "mobilenet_v2", 0.35, str(weights)) == 102  # Conv_1 (head of the classifier) is not used
-    import keras
+    before = {layer.name: layer.get_weights() for layer in m.layers}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        copied = load_backbone_weights(m, "mobilenet_v2", 0.35, str(weights))
+        with pytest.raises(ValueError, match="cannot load backbone weights .* alpha=1.0: layer Conv1"):
+            load_backbone_weights(m, "mobilenet_v2", 1.0, str(weights))
+    assert [str(w.message) for w in caught] == []
     ref = keras.applications.MobileNetV2(input_shape=(224, 224, 3), alpha=0.35, include_top=False, weights=None)
     ref.load_weights(str(weights))
-    np.testing.assert_array_equal(m.get_layer("block_5_project").get_weights()[0],
-                                  ref.get_layer("block_5_project").get_weights()[0])
+    backbone = [layer for layer in m.layers if layer.weights and not is_head_layer(layer.name)]
+    assert copied == len(backbone) == 102  # Conv_1 (the classifier's input) is not part of the BBE backbone
+    for layer in backbone:
+        for got, want, initial in zip(layer.get_weights(), ref.get_layer(layer.name).get_weights(),
+                                      before[layer.name], strict=True):
+            np.testing.assert_array_equal(got, want, err_msg=layer.name)
+        assert any(not np.array_equal(g, i) for g, i in zip(layer.get_weights(), before[layer.name])), layer.name
+    for layer in m.layers:
+        if is_head_layer(layer.name):
+            for got, initial in zip(layer.get_weights(), before[layer.name], strict=True):
+                np.testing.assert_array_equal(got, initial, err_msg=layer.name)
+
+
+def test_weights_file_of_another_backbone_is_refused_in_one_line(tmp_path):
+    """A file that fits no layer, and one that leaves backbone layers without weights, are clear errors."""
+    import keras
+
+    other = keras.Sequential([keras.Input((8,)), keras.layers.Dense(3)])
+    path = tmp_path / "dense.weights.h5"
+    other.save_weights(path)
+    m = build_bbe(64, aspp_filters=8, decoder_filters=8)
+    with pytest.raises(ValueError, match="cannot load backbone weights .*dense.weights.h5") as info:
+        load_backbone_weights(m, "mobilenet_v2", 0.35, str(path))
+    assert "\n" not in str(info.value)
+    (tmp_path / "junk.weights.h5").write_text("not hdf5")
     with pytest.raises(ValueError, match="cannot load backbone weights"):
-        load_backbone_weights(m, "mobilenet_v2", 1.0, str(weights))
+        load_backbone_weights(m, "mobilenet_v2", 0.35, str(tmp_path / "junk.weights.h5"))
 
 
 def test_sigmoid_is_stable():

@@ -8,10 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from bbe_mobile.bundle import load_bundle
 from bbe_mobile.data import AugmentConfig, CocoPersons
 from bbe_mobile.model import ModelConfig
-from bbe_mobile.train import TrainConfig, TrainError, train
+from bbe_mobile.boxes import box_area, decode_boxes, pairwise_iou
+from bbe_mobile.train import TrainConfig, TrainError, bbe_losses, giou_per_cell, train
 
 TINY = ModelConfig(aspp_filters=16, decoder_filters=16)
 FIXED = AugmentConfig(crop=64, base_size=64, scale_range=(1.0, 1.0), max_rotation_deg=0, max_translation=0,
@@ -24,16 +28,18 @@ def _handful(coco_train, n=4):
     return CocoPersons(*coco_train, image_ids=ids)
 
 
+@pytest.mark.slow
 def test_loss_decreases_on_a_handful_of_real_images(coco_train, tmp_path):
     summary = train([_handful(coco_train)], tmp_path / "run", TINY,
                     TrainConfig(steps1=60, steps2=0, lr1=2e-3, batch_size=4, checkpoint_every=1000),
                     FIXED, input_size=64, progress=False)
-    losses = np.array([s + b for _, s, b in summary["history"]])
+    losses = np.array([s + b for _, s, b, _ in summary["history"]])
     assert losses[-10:].mean() < 0.7 * losses[:10].mean()
     assert (tmp_path / "run" / "model.keras").is_file() and (tmp_path / "run" / "bbe.json").is_file()
     assert any((tmp_path / "run" / "logs").iterdir())
 
 
+@pytest.mark.slow
 def test_resume_continues_step_counter_and_schedule(coco_train, tmp_path):
     config = TrainConfig(steps1=6, steps2=4, lr1=1e-3, lr2=1e-4, batch_size=2, checkpoint_every=3)
     first = train([_handful(coco_train)], tmp_path, TINY, config, FIXED, input_size=64, progress=False,
@@ -45,6 +51,20 @@ def test_resume_continues_step_counter_and_schedule(coco_train, tmp_path):
     assert (tmp_path / "model.keras").is_file()
 
 
+@pytest.mark.slow
+def test_snapshots_are_loadable_bundles_and_survive_resume(coco_train, tmp_path):
+    config = TrainConfig(steps1=5, steps2=0, batch_size=2, checkpoint_every=2, snapshot_every=2,
+                         giou_loss_weight=1.0)
+    train([_handful(coco_train)], tmp_path, TINY, config, FIXED, input_size=64, progress=False, max_steps_this_run=3)
+    snapshots = tmp_path / "snapshots"
+    assert sorted(p.name for p in snapshots.iterdir()) == ["step-000002"]
+    train([_handful(coco_train)], tmp_path, TINY, config, FIXED, input_size=64, progress=False)
+    assert sorted(p.name for p in snapshots.iterdir()) == ["step-000002", "step-000004"]
+    bundle = load_bundle(snapshots / "step-000004")
+    assert bundle.info["steps"] == 4 and bundle.info["images_seen"] == 8 and bundle.input_size == 64
+
+
+@pytest.mark.slow
 def test_resume_after_kill(coco_train, tmp_path):
     """Kill a training process after its second checkpoint; the resumed run starts from that checkpoint."""
     images, annotations = coco_train
@@ -70,6 +90,7 @@ def test_resume_after_kill(coco_train, tmp_path):
     assert summary["optimizer_iterations"] == saved + 1
 
 
+@pytest.mark.slow
 def test_incompatible_resume_is_refused_without_writing(coco_train, tmp_path):
     train([_handful(coco_train, 2)], tmp_path, TINY, TrainConfig(steps1=1, steps2=0, batch_size=2), FIXED,
           input_size=64, progress=False)
@@ -87,20 +108,23 @@ def test_init_model_with_other_architecture_is_refused(coco_train, tmp_path, tin
     assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_on_two_logical_cpus(coco_train, tmp_path):
     images, annotations = coco_train
     result = subprocess.run(
         [sys.executable, "-m", "bbe_mobile.cli", "train", "--train-set", images, annotations, "--out",
          str(tmp_path / "m"), "--crop", "64", "--base-size", "64", "--input-size", "64", "--batch-size", "4",
          "--steps1", "2", "--steps2", "0", "--strategy", "mirrored", "--logical-cpus", "2",
-         "--balance-instances", "--box-loss-weight", "2"],
+         "--balance-instances", "--box-loss-weight", "2", "--giou-loss-weight", "0.5"],
         capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "on 2 device(s)" in result.stdout and "model written" in result.stdout
     state = json.loads((tmp_path / "m" / "train_state.json").read_text())
     assert state["train"]["balance_instances"] is True and state["train"]["box_loss_weight"] == 2.0
+    assert state["train"]["giou_loss_weight"] == 0.5
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["missing_json", "no_person", "corrupt_json", "missing_image"])
 def test_bad_data_gives_one_line_error_and_no_output(case, tmp_path, coco_train):
     images, annotations = coco_train
@@ -123,3 +147,37 @@ def test_bad_data_gives_one_line_error_and_no_output(case, tmp_path, coco_train)
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, result.stderr[-1500:]
     assert not out.exists()
+
+
+offset_arrays = st.lists(st.floats(-3, 3, allow_nan=False, width=32), min_size=8, max_size=8)
+
+
+@settings(max_examples=60, deadline=None)
+@given(offset_arrays)
+def test_giou_matches_pixel_boxes_decoded_by_the_grouper(values):
+    """GIoU in anchor units equals GIoU of the pixel boxes ``boxes.decode_boxes`` gives at any anchor centre."""
+    import tensorflow as tf
+
+    pred, target = np.array(values[:4], np.float32), np.array(values[4:], np.float32)
+    got = float(giou_per_cell(tf.constant(pred[None, None, None]), tf.constant(target[None, None, None]))[0, 0, 0])
+    a, b = (decode_boxes(o.astype(np.float64), np.float64(37.0), np.float64(-5.0)) for o in (pred, target))
+    iou = pairwise_iou(a[None], b[None])[0, 0]
+    union = box_area(a) + box_area(b) - iou * (box_area(a) + box_area(b)) / (1 + iou)
+    hull = (max(a[2], b[2]) - min(a[0], b[0])) * (max(a[3], b[3]) - min(a[1], b[1]))
+    assert got == pytest.approx(iou - (hull - union) / hull, abs=1e-4)
+    assert -1.0 <= got <= 1.0
+
+
+def test_giou_loss_is_zero_on_exact_boxes_and_counts_only_weighted_cells():
+    import tensorflow as tf
+
+    offsets = tf.constant(np.random.default_rng(0).normal(size=(2, 3, 3, 4)), tf.float32)
+    weights = np.zeros((2, 3, 3, 1), np.float32)
+    weights[0, 1, 1] = 1
+    logits = tf.zeros((2, 3, 3, 1))
+    _, l1, giou = bbe_losses(logits, offsets, tf.zeros((2, 3, 3, 1)), offsets, tf.constant(weights))
+    np.testing.assert_allclose(giou.numpy(), [0, 0], atol=1e-6)
+    np.testing.assert_allclose(l1.numpy(), [0, 0], atol=1e-6)
+    moved = offsets + tf.constant([5.0, 0, 0, 0])  # a box far away: GIoU < 0, loss > 1 on the weighted cell
+    _, _, giou = bbe_losses(logits, moved, tf.zeros((2, 3, 3, 1)), offsets, tf.constant(weights))
+    assert giou.numpy()[0] > 1.0 and giou.numpy()[1] == 0.0

@@ -79,22 +79,28 @@ def test_verify_fails_for_broken_artifact(broken_tflite, bundle_dir, images_dir,
 
 
 def test_convert_does_not_ship_a_failing_artifact(bundle_dir, broken_dir, images_dir, tmp_path, monkeypatch):
-    """If the converted graph disagrees with the Keras model, convert writes the report, not the artifact, and
-    removes an older artifact at that path (say from a --no-verify run)."""
+    """If the converted graph disagrees with the Keras model, convert writes the report, not the artifact,
+    removes an older artifact at that path (say from a --no-verify run), and ends with one line naming what works
+    instead. The failing variant is the default full int8, faked by an fp32 conversion of the broken model (the
+    thresholds are int8's, untouched)."""
     broken = load_bundle(broken_dir)
     original = export.EXPORTERS["tflite"]
-    monkeypatch.setitem(export.EXPORTERS, "tflite", lambda b, p, path, o: original(broken, p, path, o))
+    monkeypatch.setitem(export.EXPORTERS, "tflite", lambda b, p, path, o: original(broken, "fp32", path, o))
     out = tmp_path / "out"
     out.mkdir()
-    (out / "tiny_fp32.tflite").write_bytes(b"an older, unverified artifact")
-    result = CliRunner().invoke(main, ["convert", "--target", "tflite", "--precision", "fp32", "--model",
-                                       str(bundle_dir), "--out", str(out), "--verify-images", str(images_dir),
-                                       "--num-verify", "4"])
+    (out / "tiny_int8.tflite").write_bytes(b"an older, unverified artifact")
+    result = CliRunner().invoke(main, ["convert", "--target", "tflite", "--model", str(bundle_dir), "--out", str(out),
+                                       "--verify-images", str(images_dir), "--num-verify", "4",
+                                       "--calibration-images", str(images_dir)])
     assert result.exit_code == 1
-    assert "verification failed: prob_max_abs" in result.output
-    assert "artifact not written, older one removed" in result.output
-    assert sorted(p.name for p in out.iterdir()) == ["tiny_fp32.tflite.verify.json"]
-    assert json.loads((out / "tiny_fp32.tflite.verify.json").read_text())["status"] == "failed"
+    assert "tflite int8: verification failed: prob_mean_abs" in result.stderr
+    assert "artifact not written, older one removed" in result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["tiny_int8.tflite.verify.json"]
+    report = json.loads((out / "tiny_int8.tflite.verify.json").read_text())
+    assert report["status"] == "failed" and report["precision"] == "int8"
+    assert result.stderr.splitlines()[-1] == (
+        "what works: --target tflite with --precision dynamic-int8, --precision fp16 or --precision fp32 "
+        "(more faithful), or --no-verify to write tflite int8 unverified")
 
 
 def test_verify_errors(good_tflite, bundle_dir, tmp_path):

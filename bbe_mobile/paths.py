@@ -1,0 +1,22 @@
+"""Default locations, resolved from this package and never from the current directory, so every command's
+defaults mean the same files wherever it is started.
+
+``REPO_ROOT`` is the checkout holding this package (an editable install). The shared data lives beside it in
+``REPO_ROOT/../shared``; the environment variable ``BBE_SHARED`` points elsewhere (the tests read it too).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("BBE_SHARED", REPO_ROOT.parent / "shared")).absolute()
+COCO_MINI = SHARED / "data" / "coco-person-mini"
+COCO_MINI_VAL = COCO_MINI / "val"
+COCO_MINI_VAL_ANNOTATIONS = COCO_MINI / "instances_person_val.json"
+COCO_MINI_TRAIN = COCO_MINI / "train"
+MOBILENET_V2_035_WEIGHTS = SHARED / "weights" / "mobilenet_v2_0.35_224_imagenet_no_top.weights.h5"
+MOBILENET_V2_100_WEIGHTS = SHARED / "weights" / "mobilenet_v2_1.0_224_imagenet_no_top.weights.h5"
+MOBILENET_V2_WEIGHTS = {0.35: MOBILENET_V2_035_WEIGHTS, 1.0: MOBILENET_V2_100_WEIGHTS}  # ImageNet, by alpha
+DEFAULT_MODEL = REPO_ROOT / "models" / "bbe_mnv2_035"
+GOLDEN_DIR = REPO_ROOT / "tests" / "golden"
