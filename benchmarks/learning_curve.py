@@ -22,11 +22,12 @@ from bbe_mobile.atomic import atomic_path, write_json  # noqa: E402
 from bbe_mobile.data import CocoPersons  # noqa: E402
 from bbe_mobile.evaluate import evaluate, subset_ids  # noqa: E402
 from bbe_mobile.letterbox import canvas_side  # noqa: E402
+from bbe_mobile.paths import COCO_MINI  # noqa: E402
 from bbe_mobile.predictor import Predictor  # noqa: E402
 from bbe_mobile.runtime import load_runner  # noqa: E402
 from bbe_mobile.train import SNAPSHOT_DIR  # noqa: E402
 
-VAL = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "coco-person-mini"
+VAL = COCO_MINI
 SERIES = (("multi_ap", "AP multi (32)", (200, 40, 40)), ("single_ap", "AP single (300)", (40, 90, 200)),
           ("single_iou", "person IoU single", (40, 150, 60)))
 

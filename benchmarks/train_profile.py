@@ -25,10 +25,9 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
+from bbe_mobile.paths import SHARED
+
 MINI = SHARED / "data" / "coco-person-mini"
 EXTRA = SHARED / "data" / "coco-person-extra"
 

@@ -1,0 +1,62 @@
+"""The training benchmarks run end to end on tiny settings (their figures are not checked: they are timings and
+scores of throwaway models; what is checked is that every table row and output appears)."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+
+import pytest
+
+from bbe_mobile.data import AugmentConfig, CocoPersons
+from bbe_mobile.model import ModelConfig
+from bbe_mobile.train import TrainConfig, train
+
+from conftest import COCO, ROOT, SHARED, need
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while the file runs
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow  # builds two tiny models and times them (~1 min)
+def test_train_profile_prints_every_measure_for_every_variant(capsys):
+    need(SHARED / "data" / "coco-person-extra" / "instances_person_extra.json")
+    profile = _load("train_profile")
+    assert profile.main(["--alpha", "0.35", "--crop", "64", "--batch-size", "2", "--rounds", "1", "--steps", "1",
+                         "--split-repeats", "1", "--variant", "freeze_blocks=4"]) == 0
+    out = capsys.readouterr().out
+    assert "| base |" in out and "| freeze_blocks=4 |" in out
+    for column in ("pipeline alone", "model step (cached batch)", "whole run", "backbone", "aspp", "decoder",
+                   "heads", "loss", "optimizer"):
+        assert column in out
+
+
+def test_train_profile_rejects_a_bad_variant():
+    profile = _load("train_profile")
+    with pytest.raises(SystemExit, match="bad --variant item 'crop'"):
+        profile.parse_variant(profile.ProfileConfig(), "crop")
+    assert profile.parse_variant(profile.ProfileConfig(), "crop=320,threads=1").crop == 320
+
+
+@pytest.mark.slow  # trains 4 steps of a tiny model and scores 2 snapshots on 332 val images at 64 px (~1 min)
+def test_learning_curve_scores_every_snapshot_and_caches(coco_train, tmp_path, capsys):
+    need(COCO / "instances_person_val.json")
+    fixed = AugmentConfig(crop=64, base_size=64, paste_probability=0)
+    ds = CocoPersons(*coco_train)
+    ids = [i for i in ds.image_ids if ds.people_count(i)][:4]
+    run = tmp_path / "run"
+    train([CocoPersons(*coco_train, image_ids=ids)], run, ModelConfig(aspp_filters=8, decoder_filters=8),
+          TrainConfig(steps1=4, steps2=0, batch_size=2, snapshot_every=2), fixed, input_size=64, progress=False)
+    curve = _load("learning_curve")
+    png, scores = tmp_path / "curve.png", tmp_path / "curve.json"
+    assert curve.main([str(run), "--size", "64", "--png", str(png), "--json", str(scores)]) == 0
+    rows = json.loads(scores.read_text())[str(run)]
+    assert [r["step"] for r in rows] == [2, 4] and [r["images_seen"] for r in rows] == [4, 8]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (run / "snapshots" / "step-000002" / "curve_64.json").is_file()
+    assert "| run | 4 | 8 |" in capsys.readouterr().out
