@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bbe_mobile.boxes import Anchor
 from bbe_mobile.bundle import build_from_config, load_bundle, save_bundle
 from bbe_mobile.data import AugmentConfig, CocoPersons, Sampler, training_dataset
 from bbe_mobile.grouper import GrouperConfig
@@ -51,7 +52,7 @@ class TrainError(ValueError):
     """Training cannot start (bad data, incompatible checkpoint, bad options)."""
 
 
-def giou_per_cell(box_offsets, offsets, max_log_scale: float = 4.0):
+def giou_per_cell(box_offsets, offsets, max_log_scale: float = Anchor.max_log_scale):
     """Generalised IoU (batch, H, W) in [-1, 1] between the boxes that predicted and target offsets
     (batch, H, W, 4: dx, dy, dw, dh, Girshick) decode to at the same anchor. IoU is invariant to scaling each
     axis, so the boxes are decoded in anchor units (anchor = unit square at the origin); log-scales are clamped
