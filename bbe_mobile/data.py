@@ -85,11 +85,13 @@ class CocoPersons:
         return sum(1 for a in self.person_annotations(image_id) if not a.get("iscrowd", 0))
 
     def image(self, image_id: int, cache: bool = False) -> np.ndarray:
-        """RGB uint8 (h, w, 3); raises DataError for a missing or corrupt file."""
+        """RGB uint8 (h, w, 3) in the annotations' orientation and size; raises DataError for a missing or corrupt
+        file, or one whose size matches its annotations in neither its stored nor its displayed orientation."""
         if image_id in self._cache:
             return self._cache[image_id]
-        try:
-            image = read_image(self.path(image_id))
+        info = self.info(image_id)
+        try:  # in the orientation the annotations use (see read_image)
+            image = read_image(self.path(image_id), annotated_hw=(info["height"], info["width"]))
         except ValueError as exc:
             raise DataError(str(exc)) from None
         if cache:

@@ -60,6 +60,35 @@ def test_predict_bad_inputs(tiny_bundle, tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
 
 
+def test_predict_works_in_the_displayed_orientation_and_refuses_animations(tiny_bundle, coco_val, tmp_path):
+    """A real photo stored sideways with EXIF orientation 6 (as phones save portraits): the JSON and the overlay
+    are in the displayed (upright) size and the result equals the upright file's; an animated GIF is refused in
+    one line, before anything is written."""
+    from PIL import Image
+
+    photo = sorted(Path(coco_val[0]).glob("*.jpg"))[0]
+    with Image.open(photo) as im:
+        upright = im.convert("RGB")
+    upright.save(tmp_path / "upright.png")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored turned 90 degrees counter-clockwise, displayed turned back clockwise
+    upright.transpose(Image.Transpose.ROTATE_90).save(tmp_path / "sideways.png", exif=exif)
+    result = run("predict", tmp_path / "upright.png", tmp_path / "sideways.png", "--model", tiny_bundle, "--out",
+                 tmp_path / "out", "--t-c", "0.1", "--t-fg", "0.1")
+    assert result.exit_code == 0, result.output
+    docs = {n: json.loads((tmp_path / "out" / f"{n}.json").read_text()) for n in ("upright", "sideways")}
+    assert (docs["sideways"]["height"], docs["sideways"]["width"]) == (upright.height, upright.width)
+    assert docs["sideways"]["instances"] == docs["upright"]["instances"]
+    with Image.open(tmp_path / "out" / "sideways.png") as overlay:
+        assert overlay.size == upright.size
+    upright.save(tmp_path / "anim.gif", save_all=True, append_images=[upright.rotate(10)])
+    proc = subprocess.run([sys.executable, "-m", "bbe_mobile.cli", "predict", str(tmp_path / "anim.gif"),
+                           "--model", tiny_bundle, "--out", str(tmp_path / "o2")], capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1] == (
+        f"error: {tmp_path / 'anim.gif'} holds 2 frames (GIF); save the frame to segment as an image of its own")
+    assert not (tmp_path / "o2").exists()
+
+
 def test_missing_model_file(coco_val, tmp_path):
     image = sorted(Path(coco_val[0]).glob("*.jpg"))[0]
     result = CliRunner().invoke(main, ["predict", str(image), "--model", str(tmp_path / "none")])

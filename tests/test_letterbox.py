@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from bbe_mobile.letterbox import Letterbox, canvas_side, letterbox_image, letterbox_masks, read_image
+from bbe_mobile.letterbox import Letterbox, canvas_side, letterbox_image, letterbox_masks
 
 
 def test_canvas_side_rounds_up_to_16():
@@ -25,12 +25,3 @@ def test_masks_follow_the_image():
     box = Letterbox.fit((100, 200), 64)
     out = letterbox_masks(masks, box)
     assert out.shape == (1, 64, 64) and out[0, :16, :32].all() and not out[0, 16:].any()
-
-
-def test_read_image_errors(tmp_path):
-    bad = tmp_path / "x.jpg"
-    bad.write_bytes(b"not an image")
-    with pytest.raises(ValueError, match="not a readable image"):
-        read_image(str(bad))
-    with pytest.raises(ValueError, match="not found"):
-        read_image(str(tmp_path / "missing.jpg"))
