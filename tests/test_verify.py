@@ -153,3 +153,46 @@ def test_real_images_selection_and_verification(good_tflite, bundle_dir):
     assert counts[:3] == [1, 1, 1] and min(counts[3:]) >= 2  # half multi-person, half single
     report = verify.verify(str(good_tflite), str(bundle_dir), str(SHARED / "val"), 4)
     assert report["status"] == "passed", verify.format_report(report)
+
+
+def _tflite_weight_spans(data: bytes) -> list[tuple[int, int]]:
+    """(byte offset, length) of every non-empty buffer stored inside a TFLite flatbuffer."""
+    from bbe_mobile.tflite_metadata import tflite_schema
+
+    model = tflite_schema().Model.GetRootAs(data, 0)
+    buffers = [model.Buffers(k) for k in range(model.BuffersLength())]
+    return [(b._tab.Vector(b._tab.Offset(4)), b.DataLength()) for b in buffers if b.DataLength()]
+
+
+def _altered(weights: np.ndarray) -> np.ndarray:
+    """The same values reversed and sign-flipped: the same scale, so the graph still runs finitely."""
+    return -weights.reshape(-1)[::-1].reshape(weights.shape)
+
+
+@pytest.mark.parametrize("target", ["tflite", "onnx"])
+def test_an_artifact_with_altered_weights_fails_verification(target, bundle_dir, images_dir, tmp_path):
+    """Model files are untrusted: an artifact whose weight tensors (every float one of 64+ values) were
+    overwritten still loads and runs, and ``verify`` catches it: exit 1."""
+    path = tmp_path / f"tiny_fp32.{target}"
+    export.export_artifact(load_bundle(bundle_dir), target, "fp32", path)
+    if target == "tflite":
+        data = bytearray(path.read_bytes())
+        for start, length in _tflite_weight_spans(bytes(data)):
+            if length >= 256 and length % 4 == 0 and b'"format"' not in data[start:start + length]:  # not metadata
+                weights = np.frombuffer(bytes(data[start:start + length]), np.float32)
+                data[start:start + length] = _altered(weights).tobytes()
+        path.write_bytes(bytes(data))
+    else:
+        import onnx
+        from onnx import numpy_helper
+
+        model = onnx.load(str(path))
+        for tensor in model.graph.initializer:
+            weights = numpy_helper.to_array(tensor)
+            if weights.dtype == np.float32 and weights.size >= 64:
+                tensor.CopyFrom(numpy_helper.from_array(_altered(weights), tensor.name))
+        onnx.save(model, str(path))
+    result = CliRunner().invoke(main, ["verify", str(path), "--reference", str(bundle_dir), "--images",
+                                       str(images_dir), "--num-images", "6"])
+    assert result.exit_code == 1, result.output
+    assert "FAILED" in result.output
