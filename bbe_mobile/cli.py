@@ -139,9 +139,9 @@ class _EchoHandler(logging.Handler):
 def _say_initial_weights(backbone: str, alpha: float, backbone_weights: str | None, init_model: str | None,
                          out_dir: str) -> None:
     """Say which weights training starts from. Loaded backbone weights are reported when they are copied
-    (``model.load_backbone_weights`` logs the file and the number of layers; printed here through the
-    ``bbe_mobile.model`` logger)."""
-    log = logging.getLogger("bbe_mobile.model")
+    (``model.load_backbone_weights`` logs the file and the number of layers, ``train`` each damaged checkpoint
+    it skips; both are printed through the ``bbe_mobile`` logger set up here)."""
+    log = logging.getLogger("bbe_mobile")
     log.setLevel(logging.INFO)
     log.propagate = False
     if not any(isinstance(h, _EchoHandler) for h in log.handlers):

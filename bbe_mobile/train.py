@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import re
 import time
@@ -18,6 +19,7 @@ from bbe_mobile.data import AugmentConfig, CocoPersons, Sampler, training_datase
 from bbe_mobile.grouper import GrouperConfig
 from bbe_mobile.model import ModelConfig, is_head_layer
 
+logger = logging.getLogger(__name__)
 STATE_FILE = "train_state.json"
 SNAPSHOT_DIR = "snapshots"
 
@@ -204,6 +206,42 @@ def make_replica_step(trainee: Trainee, model_config: ModelConfig, train_config:
     return replica_step
 
 
+def checkpoint_problem(prefix: str) -> str | None:
+    """Why the TF checkpoint at ``prefix`` (``DIR/ckpt-N``) cannot be restored, or None if every tensor in it
+    reads back (the reader checks each tensor's CRC32C, so truncation and flipped bytes are caught)."""
+    import tensorflow as tf  # noqa: PLC0415
+
+    try:
+        reader = tf.train.load_checkpoint(prefix)
+        for name in reader.get_variable_to_shape_map():
+            reader.get_tensor(name)
+    except Exception as exc:  # TF raises DataLossError, NotFoundError, OutOfRangeError... for damaged files
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'unreadable'}"
+    return None
+
+
+def restore_newest_intact(checkpoint, directory: Path) -> str | None:
+    """Restore ``checkpoint`` from the newest intact ``ckpt-N`` in ``directory`` (found from the files, so a
+    damaged ``checkpoint`` state file does not hide them); each damaged one is logged (logger
+    ``bbe_mobile.train``, WARNING) and skipped. Returns the prefix restored, None if there is none; TrainError
+    if checkpoints exist but none is intact."""
+    steps = sorted((int(m.group(1)) for p in directory.glob("ckpt-*.index")
+                    if (m := re.fullmatch(r"ckpt-(\d+)\.index", p.name))), reverse=True)
+    problems = []
+    for step in steps:
+        prefix = str(directory / f"ckpt-{step}")
+        problem = checkpoint_problem(prefix)
+        if problem is None:
+            checkpoint.restore(prefix).expect_partial()
+            return prefix
+        problems.append(f"ckpt-{step} ({problem})")
+        logger.warning("checkpoint %s is damaged (%s): falling back to the one before it", prefix, problem)
+    if problems:
+        raise TrainError(f"no intact checkpoint in {directory}: " + "; ".join(problems)
+                         + " (remove the directory to start over)")
+    return None
+
+
 def train(
     datasets: list[CocoPersons],
     out_dir: str | os.PathLike,
@@ -248,8 +286,7 @@ def train(
         checkpoint = tf.train.Checkpoint(model=model, opt_backbone=opt_backbone, opt_head=trainee.opt_head, step=step)
 
     manager = tf.train.CheckpointManager(checkpoint, str(out / "checkpoints"), max_to_keep=2)
-    if manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).expect_partial()
+    restore_newest_intact(checkpoint, out / "checkpoints")
     start = int(step.numpy())
     out.mkdir(parents=True, exist_ok=True)
     (out / STATE_FILE).write_text(json.dumps(state, indent=1) + "\n")

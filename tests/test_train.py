@@ -65,6 +65,35 @@ def test_snapshots_are_loadable_bundles_and_survive_resume(coco_train, tmp_path)
 
 
 @pytest.mark.slow
+def test_a_damaged_checkpoint_is_named_and_the_one_before_it_used(coco_train, tmp_path, caplog):
+    """A truncated newest checkpoint (or a damaged state file) is detected: training says so and resumes from
+    the previous checkpoint; with every checkpoint damaged it refuses in one line and writes nothing."""
+    config = TrainConfig(steps1=8, steps2=0, batch_size=2, checkpoint_every=2)
+    run = lambda: train([_handful(coco_train, 2)], tmp_path, TINY, config, FIXED, input_size=64,  # noqa: E731
+                        progress=False, max_steps_this_run=1)
+    train([_handful(coco_train, 2)], tmp_path, TINY, config, FIXED, input_size=64, progress=False,
+          max_steps_this_run=4)
+    ckpts = tmp_path / "checkpoints"
+    (ckpts / "checkpoint").write_text("garbage {{{")  # the state file names nothing usable
+    assert run()["start_step"] == 4
+    data = next(ckpts.glob("ckpt-5.data-*"))
+    data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
+    with caplog.at_level("WARNING", logger="bbe_mobile.train"):
+        summary = run()
+    assert summary["start_step"] == 4 and summary["steps"] == 5
+    ours = [r.getMessage() for r in caplog.records if r.name == "bbe_mobile.train"]
+    assert [m.split(" (")[0] for m in ours] == [f"checkpoint {ckpts / 'ckpt-5'} is damaged"]
+    assert ours[0].endswith("(IndexError: Read less bytes than requested): falling back to the one before it")
+    for path in ckpts.glob("ckpt-*.data-*"):
+        path.write_bytes(b"\0" * 16)
+    before = sorted((p.name, p.stat().st_size) for p in tmp_path.rglob("*") if p.is_file())
+    with pytest.raises(TrainError, match=f"no intact checkpoint in {ckpts}: ckpt-5 .*; ckpt-4 .*remove the") as info:
+        run()
+    assert "\n" not in str(info.value)
+    assert sorted((p.name, p.stat().st_size) for p in tmp_path.rglob("*") if p.is_file()) == before
+
+
+@pytest.mark.slow
 def test_resume_after_kill(coco_train, tmp_path):
     """Kill a training process after its second checkpoint; the resumed run starts from that checkpoint."""
     images, annotations = coco_train
