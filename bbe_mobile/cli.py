@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from bbe_mobile import paths
+from bbe_mobile.utils import paths
 
 
 
@@ -95,9 +95,9 @@ def train(train_sets, val_trainable, out_dir, backbone, alpha, output_stride, as
           paste_prob, max_pastes, paste_height, scale_range, checkpoint_every,
           freeze_blocks, snapshot_every, strategy, logical_cpus, max_steps, name, seed):
     """Train (or resume) a BBE model on COCO-format person data."""
-    from bbe_mobile import train as training  # noqa: PLC0415
-    from bbe_mobile.data import AugmentConfig, CocoPersons, split_val  # noqa: PLC0415
-    from bbe_mobile.model import ModelConfig  # noqa: PLC0415
+    from bbe_mobile.modeling.network import ModelConfig  # noqa: PLC0415
+    from bbe_mobile.training import train as training  # noqa: PLC0415
+    from bbe_mobile.training.data import AugmentConfig, CocoPersons, split_val  # noqa: PLC0415
 
     if logical_cpus:
         training.split_logical_cpus(logical_cpus)
@@ -172,9 +172,9 @@ def _grouper_options(f):
 def _predictor(model, size, t_c, t_nms, t_fg, t_iou, max_instances):
     import dataclasses  # noqa: PLC0415
 
+    from bbe_mobile.export.runtime import load_runner  # noqa: PLC0415
     from bbe_mobile.letterbox import canvas_side  # noqa: PLC0415
     from bbe_mobile.predictor import Predictor  # noqa: PLC0415
-    from bbe_mobile.runtime import load_runner  # noqa: PLC0415
 
     runner = load_runner(model, input_size=canvas_side(size) if size else None)
     overrides = {k: v for k, v in dict(t_c=t_c, t_nms=t_nms, t_fg=t_fg, t_iou=t_iou,
@@ -200,8 +200,8 @@ def predict(images, model, out_dir, size, t_c, t_nms, t_fg, t_iou, max_instances
     original image pixels) per image."""
     from tqdm import tqdm  # noqa: PLC0415
 
-    from bbe_mobile.predict_files import write_prediction  # noqa: PLC0415
     from bbe_mobile.letterbox import read_image  # noqa: PLC0415
+    from bbe_mobile.predict_files import write_prediction  # noqa: PLC0415
 
     loaded = [(path, read_image(path)) for path in images]  # every input checked before any work
     predictor = _predictor(model, size, t_c, t_nms, t_fg, t_iou, max_instances)
@@ -229,9 +229,9 @@ def predict(images, model, out_dir, size, t_c, t_nms, t_fg, t_iou, max_instances
 def eval_command(images, annotations, model, size, results, metrics_json, subset, limit, t_c, t_nms, t_fg, t_iou,
                  max_instances):
     """Mask AP/AR of the person category (pycocotools, 12-column table) and semantic person IoU."""
-    from bbe_mobile.data import CocoPersons  # noqa: PLC0415
-    from bbe_mobile.atomic import write_json  # noqa: PLC0415
     from bbe_mobile.evaluate import evaluate, format_table, subset_ids  # noqa: PLC0415
+    from bbe_mobile.training.data import CocoPersons  # noqa: PLC0415
+    from bbe_mobile.utils.atomic import write_json  # noqa: PLC0415
 
     dataset = CocoPersons(images, annotations)
     ids = subset_ids(dataset, subset, limit)
@@ -303,25 +303,25 @@ def golden(out_dir, coco_images, coco_annotations):
 def convert(target, model, input_size, precision, io_dtype, out_dir, calibration_images, num_calibration, opset,
             coreml_input, min_target, flexible_sizes, no_verify, verify_images, num_verify):
     """Export to TFLite / Core ML / ONNX with metadata; each artifact is verified before it is written."""
-    from bbe_mobile import export  # noqa: PLC0415
-    from bbe_mobile.bundle import load_bundle  # noqa: PLC0415
+    from bbe_mobile.export import convert as conversion  # noqa: PLC0415
+    from bbe_mobile.export.images import DEFAULT_CALIBRATION_DIR, ExportError  # noqa: PLC0415
+    from bbe_mobile.modeling.bundle import load_bundle  # noqa: PLC0415
 
-    targets = export.parse_targets(target)
-    precisions, skipped = export.resolve_precisions(targets, precision)
+    targets = conversion.parse_targets(target)
+    precisions, skipped = conversion.resolve_precisions(targets, precision)
     for t in skipped:
         click.echo(f"skipping {t}: it has none of the precisions {precision!r}", err=True)
     targets = list(precisions)
-    sizes = export.parse_sizes(flexible_sizes)
+    sizes = conversion.parse_sizes(flexible_sizes)
     if input_size is not None and (input_size <= 0 or input_size % 16):
-        raise export.ExportError(f"--input-size must be a positive multiple of 16, got {input_size}")
-    calibration = calibration_images or (str(export.DEFAULT_CALIBRATION_DIR)
-                                         if export.DEFAULT_CALIBRATION_DIR.is_dir() else None)
-    options = export.ExportOptions(input_size=input_size, io_dtype=io_dtype, calibration_images=calibration,
-                                   num_calibration=num_calibration, opset=opset, coreml_input=coreml_input,
-                                   coreml_target=min_target, flexible_sizes=sizes)
+        raise ExportError(f"--input-size must be a positive multiple of 16, got {input_size}")
+    calibration = calibration_images or (str(DEFAULT_CALIBRATION_DIR) if DEFAULT_CALIBRATION_DIR.is_dir() else None)
+    options = conversion.ExportOptions(input_size=input_size, io_dtype=io_dtype, calibration_images=calibration,
+                                       num_calibration=num_calibration, opset=opset, coreml_input=coreml_input,
+                                       coreml_target=min_target, flexible_sizes=sizes)
     bundle = load_bundle(model)
-    outcomes = export.convert(bundle, targets, precisions, out_dir, options, verify=not no_verify,
-                              verify_images=verify_images, num_verify=num_verify, log=click.echo)
+    outcomes = conversion.convert(bundle, targets, precisions, out_dir, options, verify=not no_verify,
+                                  verify_images=verify_images, num_verify=num_verify, log=click.echo)
     failed = [o for o in outcomes if o.status == "failed"]
     for o in outcomes:
         click.echo(f"{o.status:<14} {o.target:<7} {o.precision:<13} {o.path}"
@@ -331,7 +331,7 @@ def convert(target, model, input_size, precision, io_dtype, out_dir, calibration
                    + "; ".join(f"{o.target} {o.precision}: {o.message}" for o in failed), err=True)
         unverified = [(o.target, o.precision) for o in failed if o.report is not None]
         if unverified:
-            click.echo(export.verification_hint(unverified), err=True)
+            click.echo(conversion.verification_hint(unverified), err=True)
         sys.exit(1)
 
 
@@ -342,7 +342,7 @@ def inspect_command(artifact, as_json):
     """Inputs, outputs, shapes/dtypes, bbe metadata, file size and op histogram of an exported artifact."""
     import json  # noqa: PLC0415
 
-    from bbe_mobile.artifact_info import describe, format_description  # noqa: PLC0415
+    from bbe_mobile.export.artifact_info import describe, format_description  # noqa: PLC0415
 
     info = describe(artifact)
     click.echo(json.dumps(info, indent=1) if as_json else format_description(info))
@@ -358,9 +358,10 @@ def inspect_command(artifact, as_json):
 @click.option("--report", "report_path", default=None, type=click.Path(dir_okay=False), help="Write the JSON report.")
 def verify_command(artifact, reference, images, num_images, report_path):
     """Compare an exported artifact with its Keras model on real images; exit 1 if it fails the thresholds."""
-    from bbe_mobile import export, verify  # noqa: PLC0415
+    from bbe_mobile.export import verify  # noqa: PLC0415
+    from bbe_mobile.export.images import DEFAULT_VERIFY_DIR  # noqa: PLC0415
 
-    report = verify.verify(artifact, reference, images or str(export.DEFAULT_VERIFY_DIR), num_images)
+    report = verify.verify(artifact, reference, images or str(DEFAULT_VERIFY_DIR), num_images)
     if report_path:
         verify.write_report(report, report_path)
     click.echo(verify.format_report(report))
@@ -399,19 +400,21 @@ def bench_command(model, formats, input_size, threads, device, from_device, eval
                   runs, warmup, grouper_runs, grouper_sources, num_verify, verify_images, num_calibration,
                   calibration_images, no_peers, out_dir, no_progress):
     """Speed, size and accuracy per format and per grouper, against the paper's 1-2 ms grouping target."""
-    from bbe_mobile import bench  # noqa: PLC0415
+    from bbe_mobile.bench.options import BenchOptions, parse_formats, parse_threads  # noqa: PLC0415
+    from bbe_mobile.bench.report import format_markdown  # noqa: PLC0415
+    from bbe_mobile.bench.run import run_bench, write_outputs  # noqa: PLC0415
 
-    options = bench.BenchOptions(
-        model=model, formats=bench.parse_formats(formats), input_size=input_size,
-        threads=bench.parse_threads(threads) if threads else bench.BenchOptions().threads, device=device,
+    options = BenchOptions(
+        model=model, formats=parse_formats(formats), input_size=input_size,
+        threads=parse_threads(threads) if threads else BenchOptions().threads, device=device,
         from_device=tuple(from_device), eval_images=eval_images, eval_annotations=eval_annotations,
         eval_limit=eval_limit or None, runs=runs, warmup=warmup, grouper_runs=grouper_runs,
         grouper_sources=tuple(s.strip() for s in grouper_sources.split(",") if s.strip()), num_verify=num_verify,
         verify_images=verify_images, num_calibration=num_calibration, calibration_images=calibration_images,
         peers=not no_peers, out=out_dir, progress=not no_progress)
-    result = bench.run_bench(options, log=lambda m: click.echo(m, err=True))
-    paths = bench.write_outputs(result, out_dir)
-    click.echo(bench.format_markdown(result))
+    result = run_bench(options, log=lambda m: click.echo(m, err=True))
+    paths = write_outputs(result, out_dir)
+    click.echo(format_markdown(result))
     click.echo("wrote " + ", ".join(str(p) for p in paths.values()))
 
 

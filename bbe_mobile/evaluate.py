@@ -9,11 +9,11 @@ import numpy as np
 from pycocotools import mask as mask_utils
 from pycocotools.cocoeval import COCOeval
 
-from bbe_mobile.data import CocoPersons
 from bbe_mobile.grouper import GrouperConfig, boxes_to_image, group, labels_to_image
 from bbe_mobile.letterbox import Letterbox
+from bbe_mobile.modeling.targets import build_targets
 from bbe_mobile.predictor import Prediction, Predictor
-from bbe_mobile.targets import build_targets
+from bbe_mobile.training.data import CocoPersons
 
 METRIC_NAMES = ("AP", "AP50", "AP75", "APS", "APM", "APL", "AR1", "AR10", "AR100", "ARS", "ARM", "ARL")
 

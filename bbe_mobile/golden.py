@@ -180,9 +180,9 @@ def bench_cases() -> list[GoldenCase]:
 def coco_cases(images_dir: str, annotations: str, count: int = 3, size: int = 256) -> list[GoldenCase]:
     """Cases from real COCO annotations: images with 2+ people, letterboxed to ``size``, targets at stride 4
     turned into maps (probability from cell coverage with a centre bump, exact box offsets)."""
-    from bbe_mobile.data import CocoPersons  # noqa: PLC0415 (pycocotools is only needed here)
     from bbe_mobile.letterbox import Letterbox, letterbox_masks
-    from bbe_mobile.targets import build_targets, mask_boxes
+    from bbe_mobile.modeling.targets import build_targets, mask_boxes
+    from bbe_mobile.training.data import CocoPersons  # noqa: PLC0415 (pycocotools is only needed here)
 
     dataset = CocoPersons(images_dir, annotations)
     cases = []

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bbe_mobile.atomic import atomic_path, write_json
 from bbe_mobile.evaluate import encode_rle
 from bbe_mobile.predictor import Prediction
+from bbe_mobile.utils.atomic import atomic_path, write_json
 from bbe_mobile.visualize import overlay
 
 

@@ -18,13 +18,13 @@ from pathlib import Path
 import numpy as np
 
 from bbe_mobile.boxes import anchor_centers, decode_boxes, pairwise_iou
-from bbe_mobile.bundle import load_bundle
-from bbe_mobile.data import CocoPersons
 from bbe_mobile.evaluate import coco_metrics, prediction_results
+from bbe_mobile.export.runtime import KerasRunner
 from bbe_mobile.letterbox import canvas_side, letterbox_masks
+from bbe_mobile.modeling.bundle import load_bundle
+from bbe_mobile.modeling.targets import build_targets, mask_boxes
 from bbe_mobile.predictor import Predictor
-from bbe_mobile.runtime import KerasRunner
-from bbe_mobile.targets import build_targets, mask_boxes
+from bbe_mobile.training.data import CocoPersons
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
 SIZE_BINS = ((0, 40, "< 40 cells"), (40, 370, "40-369 cells"), (370, 10**9, ">= 370 cells"))

@@ -13,11 +13,11 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from bbe_mobile.data import CocoPersons  # noqa: E402
 from bbe_mobile.evaluate import coco_metrics, prediction_results  # noqa: E402
+from bbe_mobile.export.runtime import load_runner  # noqa: E402
 from bbe_mobile.letterbox import canvas_side  # noqa: E402
 from bbe_mobile.predictor import Predictor  # noqa: E402
-from bbe_mobile.runtime import load_runner  # noqa: E402
+from bbe_mobile.training.data import CocoPersons  # noqa: E402
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
 

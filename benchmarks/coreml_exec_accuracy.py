@@ -12,23 +12,24 @@ from pathlib import Path
 
 import numpy as np
 
-from bbe_mobile import export, verify
-from bbe_mobile.bundle import load_bundle
+from bbe_mobile.export import convert, verify
+from bbe_mobile.export.images import DEFAULT_VERIFY_DIR
+from bbe_mobile.export.runtime import KerasRunner, load_runner
 from bbe_mobile.letterbox import letterbox_image, read_image
-from bbe_mobile.runtime import KerasRunner, load_runner
+from bbe_mobile.modeling.bundle import load_bundle
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=None, help="model bundle (default: the bundled model)")
-    parser.add_argument("--images", default=str(export.DEFAULT_VERIFY_DIR))
+    parser.add_argument("--images", default=str(DEFAULT_VERIFY_DIR))
     parser.add_argument("--num-images", type=int, default=20)
     args = parser.parse_args()
     bundle = load_bundle(args.model)
     files = verify.select_images(args.images, args.num_images)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "fp32.mlpackage"
-        export.export_artifact(bundle, "coreml", "fp32", path, export.ExportOptions())
+        convert.export_artifact(bundle, "coreml", "fp32", path, convert.ExportOptions())
         executor, keras = load_runner(str(path)), KerasRunner(bundle)
         diff, scale = np.zeros(2), np.zeros(2)
         for f in files:

@@ -4,9 +4,9 @@
         [--variants tflite:fp32,tflite:fp16,tflite:dynamic-int8,tflite:int8,onnx:fp32,coreml:fp16,...]
         [--reuse] [--runs 30] [--warmup 5] [--num-verify 20] [--json bench.json] [--markdown]
 
-Each variant is converted with ``bbe_mobile.export.convert`` without its verification gate (so a variant
+Each variant is converted with ``bbe_mobile.export.convert.convert`` without its verification gate (so a variant
 that fails verification is still measured, and marked FAILED), or taken from ``--out`` with ``--reuse``
-(conversion time "-"); then verified against the Keras model on real val images (``bbe_mobile.verify``). Latency: one forward pass on a letterboxed real image, LiteRT at 1 and 2 threads
+(conversion time "-"); then verified against the Keras model on real val images (``bbe_mobile.export.verify``). Latency: one forward pass on a letterboxed real image, LiteRT at 1 and 2 threads
 for .tflite, onnxruntime at 1 and 2 threads for .onnx (Core ML cannot be timed on Linux). All
 (runner, threads) pairs are timed *interleaved* — run r of every pair before run r+1 of any — so drifts in
 machine load hit every variant alike; the int8/fp32 TFLite speed ratio at 2 threads comes from that one run.
@@ -48,25 +48,26 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from bbe_mobile import export, verify
-    from bbe_mobile.artifact_info import file_size
-    from bbe_mobile.bench import time_interleaved, timing_canvas
-    from bbe_mobile.bundle import load_bundle
-    from bbe_mobile.runtime import load_runner
+    from bbe_mobile.bench.timing import time_interleaved, timing_canvas
+    from bbe_mobile.export import convert, verify
+    from bbe_mobile.export.artifact_info import file_size
+    from bbe_mobile.export.images import DEFAULT_CALIBRATION_DIR, DEFAULT_VERIFY_DIR
+    from bbe_mobile.export.runtime import load_runner
+    from bbe_mobile.modeling.bundle import load_bundle
 
     bundle = load_bundle(args.model)
     if args.input_size:
         bundle = bundle.resized(args.input_size)
-    verify_dir = args.verify_images or str(export.DEFAULT_VERIFY_DIR)
-    calibration = args.calibration_images or str(export.DEFAULT_CALIBRATION_DIR)
-    options = export.ExportOptions(calibration_images=calibration, num_calibration=args.num_calibration)
+    verify_dir = args.verify_images or str(DEFAULT_VERIFY_DIR)
+    calibration = args.calibration_images or str(DEFAULT_CALIBRATION_DIR)
+    options = convert.ExportOptions(calibration_images=calibration, num_calibration=args.num_calibration)
     threads = [int(t) for t in args.threads.split(",")]
     variants = [tuple(v.split(":")) for v in args.variants.split(",")]
     out = Path(args.out)
     rows = []
     files = verify.select_images(verify_dir, args.num_verify)
     for target, precision in variants:
-        path = out / export.artifact_name(bundle.name, target, precision, options)
+        path = out / convert.artifact_name(bundle.name, target, precision, options)
         convert_s = None
         if args.reuse:
             if not path.exists():
@@ -74,8 +75,8 @@ def main(argv=None) -> int:
                 continue
         else:
             # converted without the verification gate so that a failing variant is still measured
-            outcome = export.convert(bundle, [target], {target: [precision]}, out, options, verify=False,
-                                     log=lambda m: print(m, file=sys.stderr))[0]
+            outcome = convert.convert(bundle, [target], {target: [precision]}, out, options, verify=False,
+                                      log=lambda m: print(m, file=sys.stderr))[0]
             if outcome.status == "failed":
                 rows.append({"target": target, "precision": precision, "path": str(path), "size_mb": None,
                              "convert_s": None, "status": "failed", "report": None, "message": outcome.message})

@@ -18,14 +18,14 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from bbe_mobile.atomic import atomic_path, write_json  # noqa: E402
-from bbe_mobile.data import CocoPersons  # noqa: E402
 from bbe_mobile.evaluate import evaluate, subset_ids  # noqa: E402
+from bbe_mobile.export.runtime import load_runner  # noqa: E402
 from bbe_mobile.letterbox import canvas_side  # noqa: E402
-from bbe_mobile.paths import COCO_MINI  # noqa: E402
 from bbe_mobile.predictor import Predictor  # noqa: E402
-from bbe_mobile.runtime import load_runner  # noqa: E402
-from bbe_mobile.train import SNAPSHOT_DIR  # noqa: E402
+from bbe_mobile.training.data import CocoPersons  # noqa: E402
+from bbe_mobile.training.train import SNAPSHOT_DIR  # noqa: E402
+from bbe_mobile.utils.atomic import atomic_path, write_json  # noqa: E402
+from bbe_mobile.utils.paths import COCO_MINI  # noqa: E402
 
 VAL = COCO_MINI
 SERIES = (("multi_ap", "AP multi (32)", (200, 40, 40)), ("single_ap", "AP single (300)", (40, 90, 200)),

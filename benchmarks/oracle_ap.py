@@ -10,9 +10,9 @@ import argparse
 import time
 from pathlib import Path
 
-from bbe_mobile.data import CocoPersons
 from bbe_mobile.evaluate import coco_metrics, format_table, oracle_results
 from bbe_mobile.grouper import GrouperConfig
+from bbe_mobile.training.data import CocoPersons
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
 

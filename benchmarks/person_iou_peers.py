@@ -14,13 +14,13 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from bbe_mobile.bench_grouper import summarize  # noqa: E402
-from bbe_mobile.data import CocoPersons  # noqa: E402
+from bbe_mobile.bench.peers import PeerSegmenter, time_calls  # noqa: E402
+from bbe_mobile.bench.timing import summarize  # noqa: E402
 from bbe_mobile.evaluate import person_iou  # noqa: E402
+from bbe_mobile.export.runtime import load_runner  # noqa: E402
 from bbe_mobile.letterbox import letterbox_image  # noqa: E402
-from bbe_mobile.peers import PeerSegmenter, time_calls  # noqa: E402
 from bbe_mobile.predictor import Predictor  # noqa: E402
-from bbe_mobile.runtime import load_runner  # noqa: E402
+from bbe_mobile.training.data import CocoPersons  # noqa: E402
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
 

@@ -26,7 +26,7 @@ import sys
 import time
 from dataclasses import dataclass
 
-from bbe_mobile.paths import SHARED
+from bbe_mobile.utils.paths import SHARED
 
 MINI = SHARED / "data" / "coco-person-mini"
 EXTRA = SHARED / "data" / "coco-person-extra"
@@ -67,7 +67,7 @@ def parse_variant(base: ProfileConfig, text: str) -> ProfileConfig:
 
 def training_sets():
     """The training data of the README's training example (mini train, extra, trainable val images)."""
-    from bbe_mobile.data import CocoPersons, split_val  # noqa: PLC0415
+    from bbe_mobile.training.data import CocoPersons, split_val  # noqa: PLC0415
 
     val = CocoPersons(str(MINI / "val"), str(MINI / "instances_person_val.json"))
     return [CocoPersons(str(MINI / "train"), str(MINI / "instances_person_train.json")),
@@ -81,9 +81,9 @@ class Profiled:
     def __init__(self, config: ProfileConfig, datasets):
         import tensorflow as tf  # noqa: PLC0415
 
-        from bbe_mobile.data import AugmentConfig, Sampler, training_dataset  # noqa: PLC0415
-        from bbe_mobile.model import ModelConfig  # noqa: PLC0415
-        from bbe_mobile.train import TrainConfig, bbe_losses, make_replica_step, prepare_training  # noqa: PLC0415
+        from bbe_mobile.modeling.network import ModelConfig  # noqa: PLC0415
+        from bbe_mobile.training.data import AugmentConfig, Sampler, training_dataset  # noqa: PLC0415
+        from bbe_mobile.training.train import TrainConfig, bbe_losses, make_replica_step, prepare_training  # noqa: PLC0415
 
         self.config = config
         self.model_config = ModelConfig(alpha=config.alpha, aspp_filters=config.aspp_filters,

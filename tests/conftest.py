@@ -36,9 +36,9 @@ def coco_train():
 @pytest.fixture(scope="session")
 def tiny_bundle(tmp_path_factory):
     """A tiny random-weight BBE bundle (input 64, 16 ASPP/decoder filters) on disk."""
-    from bbe_mobile.bundle import save_bundle
     from bbe_mobile.grouper import GrouperConfig
-    from bbe_mobile.model import ModelConfig, build_bbe
+    from bbe_mobile.modeling.bundle import save_bundle
+    from bbe_mobile.modeling.network import ModelConfig, build_bbe
 
     config = ModelConfig(aspp_filters=16, decoder_filters=16)
     model = build_bbe(64, aspp_filters=16, decoder_filters=16)

@@ -1,4 +1,4 @@
-"""``bbe-mobile bench`` (bbe_mobile/bench.py): fast checks on the tiny bundle with a handful of runs."""
+"""``bbe-mobile bench`` (bbe_mobile/bench/): fast checks on the tiny bundle with a handful of runs."""
 from __future__ import annotations
 
 import json
@@ -10,7 +10,8 @@ from click.testing import CliRunner
 
 from conftest import COCO
 
-from bbe_mobile import bench
+from bbe_mobile.bench import device_profiles, device_results, formats, run, timing
+from bbe_mobile.bench import options as bench_options
 from bbe_mobile.cli import main
 
 HAVE_CALIBRATION = (COCO / "train").is_dir()  # full-int8 TFLite needs calibration images from ../shared
@@ -136,36 +137,36 @@ def test_missing_device_file_and_bad_arguments(tmp_path):
 
 
 def test_valid_documents_accepted():
-    assert bench.validate_bench_doc(DEVICE_DOC, "x")["device"] == "iPhone9,3"
+    assert device_results.validate_bench_doc(DEVICE_DOC, "x")["device"] == "iPhone9,3"
     minimal = {"format": "bbe-bench/1", "results": [{"kind": "model", "median_ms": 0, "p90_ms": 0.1}]}
-    assert bench.validate_bench_doc(minimal, "x") is minimal
+    assert device_results.validate_bench_doc(minimal, "x") is minimal
     text = "compiling...\n" + json.dumps(DEVICE_DOC)
-    assert bench.parse_bench_stdout(text, "bench")["source"] == "ios-app"
+    assert device_results.parse_bench_stdout(text, "bench")["source"] == "ios-app"
 
 
 def test_profiles_document_their_method():
-    names = bench.profile_names()
+    names = device_profiles.profile_names()
     assert {"iphone7", "iphone12", "iphone15", "pixel4", "pixel8", "host"} <= set(names)
     for name in names:
-        profile = bench.load_profile(name)
+        profile = device_profiles.load_profile(name)
         if profile["kind"] == "phone":
             assert profile["single_core"]["source"].startswith("Geekbench Browser")
             assert "ASSUMED" in profile["host_reference"]["how"]
             assert profile["limits"] and profile["method"]
-            assert bench.speed_factor(profile) > 0
+            assert device_profiles.speed_factor(profile) > 0
         else:
-            assert bench.speed_factor(profile) is None
+            assert device_profiles.speed_factor(profile) is None
 
 
 def test_helpers():
-    stats = bench.summarize([1, 2, 3, 4, 100])
+    stats = timing.summarize([1, 2, 3, 4, 100])
     assert stats["median_ms"] == 3 and stats["p90_ms"] > 4 and stats["iqr_ms"] == 2 and stats["runs"] == 5
-    assert bench.paper_verdict(0.5) == "below 1 ms" and bench.paper_verdict(1.5) == "within 1-2 ms"
-    assert bench.paper_verdict(2.5) == "above 2 ms"
-    assert bench.parse_formats("all") == tuple(bench.FORMATS)
-    assert bench.parse_threads("1,2,2") == (1, 2)
+    assert device_results.paper_verdict(0.5) == "below 1 ms" and device_results.paper_verdict(1.5) == "within 1-2 ms"
+    assert device_results.paper_verdict(2.5) == "above 2 ms"
+    assert bench_options.parse_formats("all") == tuple(bench_options.FORMATS)
+    assert bench_options.parse_threads("1,2,2") == (1, 2)
     calls = []
-    times = bench.time_interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, runs=3, warmup=1)
+    times = timing.time_interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, runs=3, warmup=1)
     assert calls == ["a", "b"] + ["a", "b"] * 3 and len(times["a"]) == 3
 
 
@@ -192,11 +193,11 @@ def test_bad_arguments_fail_before_the_model_is_loaded(tmp_path, args, message):
 
 
 def test_grouper_warmup_below_one_is_rejected():
-    with pytest.raises(bench.BenchError, match="grouper warm-up"):
-        bench.run_bench(bench.BenchOptions(model="/nonexistent", grouper_warmup=0, progress=False))
+    with pytest.raises(bench_options.BenchError, match="grouper warm-up"):
+        run.run_bench(bench_options.BenchOptions(model="/nonexistent", grouper_warmup=0, progress=False))
 
 
-PHONE = json.loads((bench.PROFILES_DIR / "iphone7.json").read_text())
+PHONE = json.loads((device_profiles.PROFILES_DIR / "iphone7.json").read_text())
 
 
 @pytest.mark.parametrize("profile, message", [
@@ -213,8 +214,8 @@ PHONE = json.loads((bench.PROFILES_DIR / "iphone7.json").read_text())
 def test_bad_device_profile_is_one_line_error(tmp_path, profile, message):
     path = tmp_path / "mine.json"
     path.write_text(json.dumps(profile))
-    with pytest.raises(bench.BenchError, match="bad device profile"):
-        bench.load_profile(str(path))
+    with pytest.raises(bench_options.BenchError, match="bad device profile"):
+        device_profiles.load_profile(str(path))
     result = CliRunner().invoke(main, ["bench", "--device", str(path), "--no-progress", "--out", str(tmp_path / "o")])
     _one_line_error(result, message)
     assert not (tmp_path / "o").exists() and not (tmp_path / "x").exists()
@@ -223,7 +224,7 @@ def test_bad_device_profile_is_one_line_error(tmp_path, profile, message):
 def test_custom_profile_defaults_its_name_to_the_file_name(tmp_path):
     path = tmp_path / "my-phone.json"
     path.write_text(json.dumps({k: v for k, v in PHONE.items() if k != "name"}))
-    assert bench.load_profile(str(path))["name"] == "my-phone"
+    assert device_profiles.load_profile(str(path))["name"] == "my-phone"
 
 
 HUGE = "1" + "0" * 400  # a JSON int too large for a float
@@ -246,10 +247,10 @@ def test_out_of_range_times_are_one_line_errors(tmp_path, row, message):
 
 
 def test_outputs_need_finite_figures_and_write_nothing_otherwise(tmp_path):
-    with pytest.raises(bench.BenchError, match="non-finite"):
-        bench.write_outputs({"profile": {"name": "host"}, "seconds": float("nan")}, tmp_path)
+    with pytest.raises(bench_options.BenchError, match="non-finite"):
+        run.write_outputs({"profile": {"name": "host"}, "seconds": float("nan")}, tmp_path)
     assert list(tmp_path.iterdir()) == []
-    assert bench._plain({"a": np.float32(1.5), "b": [np.int64(2)], "c": np.arange(2)}) == \
+    assert run._plain({"a": np.float32(1.5), "b": [np.int64(2)], "c": np.arange(2)}) == \
         {"a": 1.5, "b": [2], "c": [0, 1]}
 
 
@@ -265,8 +266,8 @@ def test_cache_key_covers_bbe_json_and_calibration(tmp_path):
     fake = SimpleNamespace(name="m", input_size=64)
 
     def key(**kw):
-        options = bench.BenchOptions(calibration_images=str(images), num_calibration=kw.get("n", 100))
-        return bench.cache_dir(tmp_path, fake, bundle_dir / "model.keras", options).name
+        options = bench_options.BenchOptions(calibration_images=str(images), num_calibration=kw.get("n", 100))
+        return formats.cache_dir(tmp_path, fake, bundle_dir / "model.keras", options).name
 
     first = key()
     assert first.endswith("_cal3") and key(n=2).endswith("_cal2")

@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from bbe_mobile.data import AugmentConfig, CocoPersons
-from bbe_mobile.model import ModelConfig
-from bbe_mobile.train import TrainConfig, train
+from bbe_mobile.modeling.network import ModelConfig
+from bbe_mobile.training.data import AugmentConfig, CocoPersons
+from bbe_mobile.training.train import TrainConfig, train
 
 from conftest import COCO, ROOT, SHARED, need
 

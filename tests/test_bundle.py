@@ -3,13 +3,13 @@ import json
 import numpy as np
 import pytest
 
-from bbe_mobile.bundle import ModelError, load_bundle
+from bbe_mobile.modeling.bundle import ModelError, load_bundle
 
 
 def test_saved_weights_come_back(tmp_path):
-    from bbe_mobile.bundle import save_bundle
     from bbe_mobile.grouper import GrouperConfig
-    from bbe_mobile.model import ModelConfig, build_bbe
+    from bbe_mobile.modeling.bundle import save_bundle
+    from bbe_mobile.modeling.network import ModelConfig, build_bbe
 
     model = build_bbe(64, aspp_filters=16, decoder_filters=16)
     x = np.random.default_rng(1).uniform(0, 255, (1, 64, 64, 3)).astype(np.float32)

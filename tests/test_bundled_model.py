@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from bbe_mobile import export
+from bbe_mobile.export import convert as export
 from conftest import COCO, need
 
 VARIANTS = [(target, precision) for target in export.TARGETS for precision in export.PRECISIONS[target]]

@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from bbe_mobile import calibration, export
-from bbe_mobile.runtime import litert_interpreter_class
-from bbe_mobile.tflite_metadata import tflite_schema
+from bbe_mobile.export import calibration, convert as export
+from bbe_mobile.export.runtime import litert_interpreter_class
+from bbe_mobile.export.tflite_metadata import tflite_schema
 from tests.test_export import bundle, bundle_dir, canvas, images_dir, options  # noqa: F401 (fixtures)
 
 

@@ -143,7 +143,7 @@ OUTPUT_DIRS = {("predict", "out_dir"), ("convert", "out_dir"), ("bench_command",
 def test_default_paths_resolve_from_the_package_not_the_cwd():
     """Every default that names an input (weights, golden files, sample data) is absolute; only output
     directories are relative to where the command runs."""
-    from bbe_mobile import paths
+    from bbe_mobile.utils import paths
 
     checked = 0
     for command in main.commands.values():
@@ -177,7 +177,8 @@ def test_initial_weights_messages(tmp_path, capsys, monkeypatch):
     """What ``train`` says before it builds the model (the e2e tests below and above run the real thing)."""
     import logging
 
-    from bbe_mobile import cli, paths
+    from bbe_mobile import cli
+    from bbe_mobile.utils import paths
 
     cli._say_initial_weights("mobilenet_v2", 0.35, None, str(tmp_path / "b"), str(tmp_path / "run"))
     assert capsys.readouterr().out == f"initial weights: every layer from --init {tmp_path / 'b'} (no backbone " \
@@ -203,9 +204,9 @@ def test_train_says_plainly_when_it_starts_without_backbone_weights(coco_train, 
     assert ("backbone weights: none (there is no default for mobilenet_v2 alpha 0.5; pass --backbone-weights): "
             "starting from random weights") in result.output
     assert "copied into" not in result.output
-    from bbe_mobile.bundle import save_bundle
     from bbe_mobile.grouper import GrouperConfig
-    from bbe_mobile.model import ModelConfig, build_bbe
+    from bbe_mobile.modeling.bundle import save_bundle
+    from bbe_mobile.modeling.network import ModelConfig, build_bbe
 
     init = save_bundle(tmp_path / "init", build_bbe(64), ModelConfig(), 64, GrouperConfig(), "init")
     result = run(*common, "--out", tmp_path / "fine", "--init", init)

@@ -23,8 +23,8 @@ from bbe_mobile.coreml_exec import (  # noqa: E402
     CoreMLExecError,
     MLProgramExecutor,
     UnsupportedOpError,
-    _grid,
 )
+from bbe_mobile.coreml_exec.numerics import _grid  # noqa: E402
 
 RNG = np.random.default_rng(1234)
 FP32_TOL = 1e-4  # max |executor - reference| / max |reference| for float32 programs
@@ -509,7 +509,7 @@ def _calibrated_tiny_bbe(size: int = 64):
     activations shrink to ~1e-10 and would underflow fp16, testing nothing."""
     import keras
 
-    from bbe_mobile.model import build_bbe
+    from bbe_mobile.modeling.network import build_bbe
 
     keras.utils.set_random_seed(0)
     model = build_bbe(size, aspp_filters=16, decoder_filters=16)
@@ -714,9 +714,9 @@ def _export(model, tmp_path, precision, **options):
     export = pytest.importorskip("bbe_mobile.export")
     if not hasattr(export, "export_artifact") or not hasattr(export, "ExportOptions"):
         pytest.skip("bbe_mobile.export has no export_artifact / ExportOptions")
-    from bbe_mobile.bundle import ModelBundle
     from bbe_mobile.grouper import GrouperConfig
-    from bbe_mobile.model import ModelConfig
+    from bbe_mobile.modeling.bundle import ModelBundle
+    from bbe_mobile.modeling.network import ModelConfig
 
     bundle = ModelBundle(model, ModelConfig(aspp_filters=16, decoder_filters=16), 64, GrouperConfig(), "tiny", {})
     path = tmp_path / f"tiny_{precision}.mlpackage"
@@ -725,7 +725,7 @@ def _export(model, tmp_path, precision, **options):
 
 
 def _prob_offsets(out: dict):
-    from bbe_mobile.artifact_info import OFFSETS_OUTPUT, PROB_OUTPUT
+    from bbe_mobile.export.artifact_info import OFFSETS_OUTPUT, PROB_OUTPUT
 
     return out[PROB_OUTPUT].astype(np.float32), out[OFFSETS_OUTPUT].astype(np.float32)
 
@@ -742,7 +742,7 @@ def test_export_py_fp32_image_artifact(tiny, tmp_path):
 
 @pytest.mark.slow  # the flexible conversion alone takes ~30 s
 def test_export_py_flexible_fp16_artifact(tiny, tmp_path):
-    from bbe_mobile.model import build_bbe
+    from bbe_mobile.modeling.network import build_bbe
 
     model, _, _, _ = tiny
     path = _export(model, tmp_path, "fp16", flexible_sizes=(96,))

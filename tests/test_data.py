@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bbe_mobile.data import (AugmentConfig, CocoPersons, DataError, Sampler, affine_matrix, split_val, warp,
+from bbe_mobile.training.data import (AugmentConfig, CocoPersons, DataError, Sampler, affine_matrix, split_val, warp,
                              warp_mask)
 
 

@@ -1,8 +1,8 @@
 import numpy as np
 
-from bbe_mobile.data import CocoPersons
 from bbe_mobile.evaluate import METRIC_NAMES, coco_metrics, encode_rle, format_table, oracle_results, person_iou
 from bbe_mobile.grouper import GrouperConfig
+from bbe_mobile.training.data import CocoPersons
 
 
 def test_ground_truth_as_results_scores_ap_one(coco_val):

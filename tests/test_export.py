@@ -15,13 +15,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from click.testing import CliRunner  # noqa: E402
 
-from bbe_mobile import export, tflite_metadata  # noqa: E402
-from bbe_mobile.artifact_info import REQUIRED_KEYS, ArtifactError, describe, parse_metadata  # noqa: E402
-from bbe_mobile.bundle import load_bundle, save_bundle  # noqa: E402
 from bbe_mobile.cli import main  # noqa: E402
+from bbe_mobile.export import convert as export, images as export_images, tflite_metadata  # noqa: E402
+from bbe_mobile.export.artifact_info import REQUIRED_KEYS, ArtifactError, describe, parse_metadata  # noqa: E402
+from bbe_mobile.export.runtime import CoreMLUnavailable, KerasRunner, load_runner  # noqa: E402
 from bbe_mobile.grouper import GrouperConfig  # noqa: E402
-from bbe_mobile.model import ModelConfig, build_bbe, sigmoid  # noqa: E402
-from bbe_mobile.runtime import CoreMLUnavailable, KerasRunner, load_runner  # noqa: E402
+from bbe_mobile.modeling.bundle import load_bundle, save_bundle  # noqa: E402
+from bbe_mobile.modeling.network import ModelConfig, build_bbe, sigmoid  # noqa: E402
 
 SIZE = 64
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "coco-person-mini"
@@ -177,7 +177,7 @@ def test_tflite_metadata_roundtrip(bundle, tmp_path):
     converter_entries = tflite_metadata.read_metadata(data)  # e.g. min_runtime_version, kept
     assert tflite_metadata.read_metadata(first) == {**converter_entries, "bbe": b'{"a": 1}', "other": b"x"}
     assert tflite_metadata.read_metadata(second) == {**converter_entries, "other": b"x", "bbe": b'{"a": 2}'}
-    from bbe_mobile.tflite_metadata import tflite_schema
+    from bbe_mobile.export.tflite_metadata import tflite_schema
 
     entries = tflite_schema().Model.GetRootAs(second, 0).MetadataLength()
     assert entries == len(converter_entries) + 2  # replaced, not duplicated
@@ -545,20 +545,20 @@ def test_verification_hint_names_more_faithful_precisions_and_no_verify():
 
 
 def test_image_files_limit(images_dir):
-    assert len(export.image_files(images_dir)) == 8
-    assert [p.name for p in export.image_files(images_dir, 2)] == ["img000.jpg", "img001.jpg"]
+    assert len(export_images.image_files(images_dir)) == 8
+    assert [p.name for p in export_images.image_files(images_dir, 2)] == ["img000.jpg", "img001.jpg"]
     for limit in (0, -1):
         with pytest.raises(export.ExportError, match=f"must be >= 1, got {limit}"):
-            export.image_files(images_dir, limit)
+            export_images.image_files(images_dir, limit)
 
 
 def test_error_messages_keep_the_first_line(bundle, tmp_path, monkeypatch):
-    import bbe_mobile.runtime
+    import bbe_mobile.export.runtime
 
     def fails(*args, **kwargs):
         raise RuntimeError("first line\nsecond line")
 
-    monkeypatch.setattr(bbe_mobile.runtime, "load_runner", fails)
+    monkeypatch.setattr(bbe_mobile.export.runtime, "load_runner", fails)
     with pytest.raises(export.ExportError, match="does not run: RuntimeError: first line$"):
         export._smoke_run(tmp_path / "m.onnx", SIZE)
     monkeypatch.setitem(export.EXPORTERS, "onnx", fails)
@@ -655,8 +655,8 @@ def test_sigmoid_in_graph_matches_keras_logits(bundle, tmp_path):
 def test_calibration_uses_the_letterbox():
     from bbe_mobile.letterbox import letterbox_image, read_image
 
-    files = export.image_files(SHARED / "train", 3)
-    canvases = export.calibration_canvases(SHARED / "train", 64, 3)
+    files = export_images.image_files(SHARED / "train", 3)
+    canvases = export_images.calibration_canvases(SHARED / "train", 64, 3)
     assert len(canvases) == 3
     for f, c in zip(files, canvases):  # exactly the inference letterbox
         np.testing.assert_array_equal(c, letterbox_image(read_image(str(f)), 64)[0])

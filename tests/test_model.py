@@ -3,7 +3,7 @@ import warnings
 import numpy as np
 import pytest
 
-from bbe_mobile.model import (ModelConfig, build_bbe, is_head_layer, load_backbone_weights, model_config,
+from bbe_mobile.modeling.network import (ModelConfig, build_bbe, is_head_layer, load_backbone_weights, model_config,
                               sigmoid)
 from conftest import WEIGHTS, need
 

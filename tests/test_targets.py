@@ -6,7 +6,7 @@ from bbe_mobile.grouper import GrouperConfig, group
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bbe_mobile.targets import annotation_masks, build_targets, instance_balanced_weights, mask_boxes
+from bbe_mobile.modeling.targets import annotation_masks, build_targets, instance_balanced_weights, mask_boxes
 
 
 def test_box_is_the_tight_pixel_box_of_the_mask():
@@ -68,7 +68,7 @@ def test_polygon_and_rle_annotations_decode():
 
 def test_perfect_maps_from_real_annotations_regroup_into_the_instances(coco_val):
     """Targets at stride 1 -> perfect maps -> grouper gives back every well-separated instance."""
-    from bbe_mobile.data import CocoPersons
+    from bbe_mobile.training.data import CocoPersons
 
     ds = CocoPersons(*coco_val)
     image_id = next(i for i in ds.image_ids if ds.people_count(i) >= 2)

@@ -11,11 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bbe_mobile.bundle import load_bundle
-from bbe_mobile.data import AugmentConfig, CocoPersons
-from bbe_mobile.model import ModelConfig
 from bbe_mobile.boxes import box_area, decode_boxes, pairwise_iou
-from bbe_mobile.train import TrainConfig, TrainError, bbe_losses, giou_per_cell, train
+from bbe_mobile.modeling.bundle import load_bundle
+from bbe_mobile.modeling.network import ModelConfig
+from bbe_mobile.training.data import AugmentConfig, CocoPersons
+from bbe_mobile.training.train import TrainConfig, TrainError, bbe_losses, giou_per_cell, train
 
 TINY = ModelConfig(aspp_filters=16, decoder_filters=16)
 FIXED = AugmentConfig(crop=64, base_size=64, scale_range=(1.0, 1.0), max_rotation_deg=0, max_translation=0,

@@ -12,9 +12,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from click.testing import CliRunner  # noqa: E402
 
-from bbe_mobile import export, verify  # noqa: E402
-from bbe_mobile.bundle import load_bundle  # noqa: E402
 from bbe_mobile.cli import main  # noqa: E402
+from bbe_mobile.export import convert as export, verify  # noqa: E402
+from bbe_mobile.modeling.bundle import load_bundle  # noqa: E402
 from test_export import SHARED, make_bundle, needs_shared, write_images  # noqa: E402
 
 

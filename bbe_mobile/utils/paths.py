@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SHARED = Path(os.environ.get("BBE_SHARED", REPO_ROOT.parent / "shared")).absolute()
 COCO_MINI = SHARED / "data" / "coco-person-mini"
 COCO_MINI_VAL = COCO_MINI / "val"

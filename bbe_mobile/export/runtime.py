@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bbe_mobile.bundle import ModelBundle
 from bbe_mobile.grouper import GrouperConfig
-from bbe_mobile.model import sigmoid
+from bbe_mobile.modeling.bundle import ModelBundle
+from bbe_mobile.modeling.network import sigmoid
 
 
 def error_line(exc: BaseException, limit: int | None = 200) -> str:
@@ -95,7 +95,7 @@ class _ArtifactRunner:
 
     @property
     def grouper(self) -> GrouperConfig:
-        from bbe_mobile.artifact_info import grouper_from_metadata  # noqa: PLC0415
+        from bbe_mobile.export.artifact_info import grouper_from_metadata  # noqa: PLC0415
 
         return grouper_from_metadata(self.metadata)
 
@@ -167,7 +167,7 @@ class TFLiteRunner(_ArtifactRunner):
     backend = "tflite"
 
     def __init__(self, path, num_threads: int | None = None):
-        from bbe_mobile.artifact_info import read_tflite  # noqa: PLC0415
+        from bbe_mobile.export.artifact_info import read_tflite  # noqa: PLC0415
 
         self.path = str(path)
         self.metadata, _ = read_tflite(Path(path))
@@ -206,7 +206,7 @@ class OnnxRunner(_ArtifactRunner):
     backend = "onnx"
 
     def __init__(self, path, num_threads: int | None = None):
-        from bbe_mobile.artifact_info import read_onnx  # noqa: PLC0415
+        from bbe_mobile.export.artifact_info import read_onnx  # noqa: PLC0415
 
         try:
             import onnxruntime as ort  # noqa: PLC0415
@@ -249,7 +249,7 @@ class CoreMLRunner(_ArtifactRunner):
     backend = "coreml"
 
     def __init__(self, path):
-        from bbe_mobile.artifact_info import coreml_feature, load_coreml_spec, read_coreml  # noqa: PLC0415
+        from bbe_mobile.export.artifact_info import coreml_feature, load_coreml_spec, read_coreml  # noqa: PLC0415
 
         self.path = str(path)
         self.metadata, _ = read_coreml(Path(path))
@@ -308,7 +308,7 @@ def load_runner(path: str | None = None, input_size: int | None = None, num_thre
     exported ``.tflite`` / ``.onnx`` / ``.mlpackage`` (configured by its ``bbe`` metadata).
     ``input_size``: canvas side to rebuild a Keras model for; an artifact must have been exported at that side
     (or list it among its Core ML enumerated sizes). ``num_threads`` applies to LiteRT and onnxruntime."""
-    from bbe_mobile.bundle import load_bundle  # noqa: PLC0415
+    from bbe_mobile.modeling.bundle import load_bundle  # noqa: PLC0415
 
     suffix = Path(path).suffix.lower() if path is not None else ""
     if suffix not in RUNNERS:

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from bbe_mobile.boxes import Anchor
-from bbe_mobile.bundle import build_from_config, load_bundle, save_bundle
-from bbe_mobile.data import AugmentConfig, CocoPersons, Sampler, training_dataset
 from bbe_mobile.grouper import GrouperConfig
-from bbe_mobile.model import ModelConfig, is_head_layer
+from bbe_mobile.modeling.bundle import build_from_config, load_bundle, save_bundle
+from bbe_mobile.modeling.network import ModelConfig, is_head_layer
+from bbe_mobile.training.data import AugmentConfig, CocoPersons, Sampler, training_dataset
 
 logger = logging.getLogger(__name__)
 STATE_FILE = "train_state.json"

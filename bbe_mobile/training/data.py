@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from bbe_mobile.letterbox import read_image
-from bbe_mobile.targets import annotation_masks, build_targets, instance_balanced_weights
+from bbe_mobile.modeling.targets import annotation_masks, build_targets, instance_balanced_weights
 
 PERSON = "person"
 

@@ -22,13 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
-from bbe_mobile.artifact_info import INPUT_NAME, METADATA_KEY, OFFSETS_OUTPUT, PROB_OUTPUT, make_metadata
-from bbe_mobile import paths
-from bbe_mobile.atomic import atomic_path, give_default_modes, remove_path
-from bbe_mobile.calibration import quantize_int8
-from bbe_mobile.letterbox import letterbox_image, read_image
-from bbe_mobile.model import is_head_layer
-from bbe_mobile.runtime import error_line
+from bbe_mobile.export.artifact_info import INPUT_NAME, METADATA_KEY, OFFSETS_OUTPUT, PROB_OUTPUT, make_metadata
+from bbe_mobile.export.calibration import quantize_int8
+from bbe_mobile.export.images import DEFAULT_VERIFY_DIR, ExportError, calibration_canvases
+from bbe_mobile.export.runtime import error_line
+from bbe_mobile.modeling.network import is_head_layer
+from bbe_mobile.utils.atomic import atomic_path, give_default_modes, remove_path
 
 TARGETS = ("tflite", "coreml", "onnx")
 PRECISIONS = {
@@ -45,13 +44,6 @@ FIDELITY = {  # each target's precisions from the most to the least faithful to 
 SUFFIX = {"tflite": ".tflite", "coreml": ".mlpackage", "onnx": ".onnx"}
 IO_DTYPES = ("float32", "int8", "uint8")
 COREML_TARGETS = ("iOS15", "iOS16", "iOS17", "iOS18")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
-DEFAULT_CALIBRATION_DIR = paths.COCO_MINI_TRAIN  # disjoint from the verification images (val)
-DEFAULT_VERIFY_DIR = paths.COCO_MINI_VAL
-
-
-class ExportError(ValueError):
-    """A conversion that cannot be done or produced a bad artifact (one clear line)."""
 
 
 @dataclass(frozen=True)
@@ -181,24 +173,6 @@ def artifact_name(model_name: str, target: str, precision: str, options: ExportO
     return name + SUFFIX[target]
 
 
-def image_files(directory: str | os.PathLike, limit: int | None = None) -> list[Path]:
-    """Image files of a directory in sorted file-name order (the first ``limit``, None = all)."""
-    if limit is not None and limit < 1:
-        raise ExportError(f"the number of images must be >= 1, got {limit}")
-    d = Path(directory)
-    if not d.is_dir():
-        raise ExportError(f"image directory not found: {d}")
-    files = sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-    if not files:
-        raise ExportError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {d}")
-    return files[:limit]
-
-
-def calibration_canvases(directory: str | os.PathLike, input_size: int, limit: int) -> list[np.ndarray]:
-    """The first ``limit`` images of ``directory`` (sorted names), letterboxed to ``input_size`` exactly as at
-    inference (letterbox.letterbox_image: longer side = input_size, top-left, black padding, float RGB 0..255)."""
-    return [letterbox_image(read_image(str(p)), input_size)[0] for p in image_files(directory, limit)]
-
 
 def _metadata(bundle, input_size: int, precision: str, **kw) -> dict:
     return make_metadata(input_size=input_size, stride=bundle.stride, grouper=bundle.grouper, model_name=bundle.name,
@@ -291,8 +265,8 @@ def check_tflite_weights(data: bytes, model, precision: str, error=ValueError) -
 
 def _tflite_tensor_renames(data: bytes) -> tuple[dict[int, str], dict]:
     """Map graph input/outputs to our names (outputs by channel count: 1 = prob, 4 = offsets)."""
-    from bbe_mobile import tflite_metadata  # noqa: PLC0415
-    from bbe_mobile.tflite_metadata import tflite_schema  # noqa: PLC0415
+    from bbe_mobile.export import tflite_metadata  # noqa: PLC0415
+    from bbe_mobile.export.tflite_metadata import tflite_schema  # noqa: PLC0415
 
     schema = tflite_schema()
     model = schema.Model.GetRootAs(data, 0)
@@ -308,7 +282,7 @@ def _tflite_tensor_renames(data: bytes) -> tuple[dict[int, str], dict]:
 
 
 def export_tflite(bundle, precision: str, path: Path, options: ExportOptions) -> list[str]:
-    from bbe_mobile import tflite_metadata  # noqa: PLC0415
+    from bbe_mobile.export import tflite_metadata  # noqa: PLC0415
 
     data, facts = convert_tflite_bytes(bundle, precision, options)
     renames, input_info = _tflite_tensor_renames(data)
@@ -399,7 +373,7 @@ def _fixed_factor_model(bundle):
     import keras  # noqa: PLC0415
     import tensorflow as tf  # noqa: PLC0415
 
-    from bbe_mobile.bundle import build_from_config  # noqa: PLC0415
+    from bbe_mobile.modeling.bundle import build_from_config  # noqa: PLC0415
 
     class FixedFactorUpsample(keras.layers.Layer):
         def __init__(self, factor: int, **kwargs):
@@ -457,7 +431,7 @@ def _coreml_compress(mlmodel, precision: str, head_layers: list[str]):
 
 
 def export_coreml(bundle, precision: str, path: Path, options: ExportOptions) -> list[str]:
-    from bbe_mobile.artifact_info import import_coremltools  # noqa: PLC0415
+    from bbe_mobile.export.artifact_info import import_coremltools  # noqa: PLC0415
 
     ct = import_coremltools()
 
@@ -523,7 +497,7 @@ def export_coreml(bundle, precision: str, path: Path, options: ExportOptions) ->
     mlmodel.output_description[OFFSETS_OUTPUT] = "box offsets (dx, dy, dw, dh) per cell (1, S/4, S/4, 4)"
     mlmodel.save(str(path))
     give_default_modes(path)  # coremltools writes model.mlmodel 0600 and weights/ 0700
-    from bbe_mobile.runtime import CoreMLUnavailable  # noqa: PLC0415
+    from bbe_mobile.export.runtime import CoreMLUnavailable  # noqa: PLC0415
 
     try:
         _smoke_run(path, size)
@@ -560,7 +534,7 @@ EXPORTERS = {"tflite": export_tflite, "onnx": export_onnx, "coreml": export_core
 
 def _smoke_run(path: Path, size: int) -> None:
     """Run a written artifact once on a grey canvas: it must load and give finite outputs of the right shape."""
-    from bbe_mobile.runtime import CoreMLUnavailable, load_runner  # noqa: PLC0415
+    from bbe_mobile.export.runtime import CoreMLUnavailable, load_runner  # noqa: PLC0415
 
     try:
         runner = load_runner(path)
@@ -583,7 +557,7 @@ def export_artifact(bundle, target: str, precision: str, out_path: str | os.Path
     start = time.perf_counter()
     with atomic_path(out_path) as tmp:
         notes = EXPORTERS[target](bundle, precision, tmp, options)
-    from bbe_mobile.artifact_info import file_size  # noqa: PLC0415
+    from bbe_mobile.export.artifact_info import file_size  # noqa: PLC0415
 
     return ExportResult(target, precision, out_path, file_size(out_path), time.perf_counter() - start, notes)
 
@@ -608,8 +582,8 @@ def convert(bundle, targets: list[str], precisions: dict[str, list[str]], out_di
     """Export every (target, precision) into ``out_dir``; with ``verify`` each artifact is verified against
     ``bundle`` on ``verify_images`` while still at its temporary path and moved into place only if it passes
     (its report is written as ``NAME.verify.json`` either way)."""
-    from bbe_mobile import verify as verification  # noqa: PLC0415
-    from bbe_mobile.artifact_info import file_size  # noqa: PLC0415
+    from bbe_mobile.export import verify as verification  # noqa: PLC0415
+    from bbe_mobile.export.artifact_info import file_size  # noqa: PLC0415
 
     _check_bundle(bundle)
     for target in targets:

@@ -133,7 +133,7 @@ def _require(path: Path) -> None:
 
 def read_tflite(path: Path) -> tuple[dict, dict]:
     """(bbe metadata, summary) of a .tflite."""
-    from bbe_mobile import tflite_metadata  # noqa: PLC0415
+    from bbe_mobile.export import tflite_metadata  # noqa: PLC0415
 
     data = path.read_bytes()
     try:

@@ -1,5 +1,6 @@
 """Peer person-segmentation models from ``../shared/peers`` (LiteRT): MediaPipe selfie segmentation and
-Coral's DeepLabv3-MobileNetV2 PASCAL (person = class 15). Used for accuracy and latency comparisons."""
+Coral's DeepLabv3-MobileNetV2 PASCAL (person = class 15), and their bench at their own input sizes. Used for
+accuracy and latency comparisons."""
 from __future__ import annotations
 
 import time
@@ -9,7 +10,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from bbe_mobile.runtime import litert_interpreter_class
+from bbe_mobile.bench.options import BenchOptions
+from bbe_mobile.bench.timing import Progress, summarize, time_interleaved
+from bbe_mobile.utils.paths import SHARED
 
 PASCAL_PERSON = 15
 
@@ -24,6 +27,8 @@ class PeerSegmenter:
     num_threads: int | None = None
 
     def __post_init__(self):
+        from bbe_mobile.export.runtime import litert_interpreter_class  # noqa: PLC0415 (loads the model stack)
+
         if not Path(self.path).is_file():
             raise ValueError(f"peer model not found: {self.path}")
         self.interpreter = litert_interpreter_class()(model_path=str(self.path), num_threads=self.num_threads)
@@ -79,3 +84,37 @@ def time_calls(fn, runs: int, warmup: int = 3) -> list[float]:
         fn()
         samples.append((time.perf_counter() - t0) * 1e3)
     return samples
+
+
+def bench_peers(options: BenchOptions, progress: Progress, log) -> list[dict]:
+    """Peer segmenters from ../shared/peers at their input sizes, the same threads, interleaved."""
+    if not (SHARED / "peers").is_dir():
+        log(f"note: peers skipped: {SHARED / 'peers'} is absent")
+        return []
+    image = None
+    try:
+        from bbe_mobile.export.images import DEFAULT_VERIFY_DIR, image_files  # noqa: PLC0415
+        from bbe_mobile.letterbox import read_image  # noqa: PLC0415
+
+        image = read_image(str(image_files(options.verify_images or DEFAULT_VERIFY_DIR, 1)[0]))
+    except (ValueError, OSError):
+        image = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    fns, info = {}, {}
+    for n in options.threads:
+        try:
+            peers = shared_peers(SHARED, num_threads=n)
+        except ValueError as exc:
+            log(f"note: peers skipped: {exc}")
+            return []
+        for peer in peers:
+            tensor = peer.prepare(image)
+            fns[(peer.name, n)] = (lambda p=peer, t=tensor: p.forward(t))
+            info[peer.name] = {"name": peer.name, "kind": peer.kind, "path": peer.path,
+                               "input": f"{peer.input_hw[1]}x{peer.input_hw[0]}",
+                               "dtype": np.dtype(peer.input["dtype"]).name,
+                               "size_mb": Path(peer.path).stat().st_size / 1e6, "latency": {}}
+    progress.add(len(fns) * options.runs, "peers")
+    times = time_interleaved(fns, options.runs, options.warmup, progress)
+    for (name, n), samples in times.items():
+        info[name]["latency"][str(n)] = summarize(samples)
+    return list(info.values())

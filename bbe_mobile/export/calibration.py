@@ -16,7 +16,7 @@ import importlib
 
 import numpy as np
 
-from bbe_mobile.tflite_metadata import FILE_IDENTIFIER, tflite_schema
+from bbe_mobile.export.tflite_metadata import FILE_IDENTIFIER, tflite_schema
 
 
 def _recorded_tensors(graph) -> list[int]:
@@ -28,7 +28,7 @@ def _recorded_tensors(graph) -> list[int]:
 def observed_ranges(calibrated: bytes, canvases: list[np.ndarray]) -> dict[int, tuple[float, float]]:
     """Tensor index -> (min, max) over ``canvases`` ((S, S, 3) float32 RGB 0..255 letterboxes), for every
     tensor of the calibrated float model that carries a recorded range, from LiteRT with all tensors kept."""
-    from bbe_mobile.runtime import litert_interpreter_class  # noqa: PLC0415
+    from bbe_mobile.export.runtime import litert_interpreter_class  # noqa: PLC0415
 
     schema = tflite_schema()
     graph = schema.ModelT.InitFromPackedBuf(bytearray(calibrated), 0).subgraphs[0]

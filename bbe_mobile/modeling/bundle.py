@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bbe_mobile.grouper import GrouperConfig
-from bbe_mobile.model import ModelConfig
-from bbe_mobile.paths import DEFAULT_MODEL
+from bbe_mobile.modeling.network import ModelConfig
+from bbe_mobile.utils.paths import DEFAULT_MODEL
 
 MODEL_FILE = "model.keras"
 CONFIG_FILE = "bbe.json"
@@ -43,7 +43,7 @@ class ModelBundle:
         """The same weights in a model built for another input side (a multiple of 16)."""
         if input_size == self.input_size:
             return self
-        from bbe_mobile.model import build_bbe  # noqa: PLC0415
+        from bbe_mobile.modeling.network import build_bbe  # noqa: PLC0415
 
         model = build_bbe(input_size, **_build_kwargs(self.config))
         model.set_weights(self.model.get_weights())
@@ -59,7 +59,7 @@ def _build_kwargs(config: ModelConfig) -> dict:
 
 def build_from_config(config: ModelConfig, input_size: int, backbone_weights: str | None = None):
     """``build_bbe`` from a ``ModelConfig``."""
-    from bbe_mobile.model import build_bbe  # noqa: PLC0415
+    from bbe_mobile.modeling.network import build_bbe  # noqa: PLC0415
 
     return build_bbe(input_size, backbone_weights=backbone_weights, **_build_kwargs(config))
 

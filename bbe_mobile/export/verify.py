@@ -17,9 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bbe_mobile.atomic import write_json
+from bbe_mobile.export.images import ExportError, image_files
 from bbe_mobile.grouper import group, labels_to_image
 from bbe_mobile.letterbox import letterbox_image, read_image
+from bbe_mobile.utils.atomic import write_json
 
 
 class VerifyError(ValueError):
@@ -72,8 +73,6 @@ def select_images(directory: str | os.PathLike, limit: int, flag: str = "--image
     (``instances_person_<dir>.json`` in the parent), half of them (first by file name) have 2+ people and the
     rest 1 person, so instance agreement is really exercised; otherwise the first ``limit`` by file name.
     ``flag``: the calling command's option for the directory, named in the error."""
-    from bbe_mobile.export import ExportError, image_files  # noqa: PLC0415
-
     if limit <= 0:
         raise VerifyError(f"--num-images must be positive, got {limit}")
     try:
@@ -226,7 +225,7 @@ def _skipped(artifact_label: str, reference_label: str, precision: str, backend:
 def verify_runner_path(artifact_path, bundle, files: list[Path], precision: str | None = None,
                        artifact_label: str | None = None) -> dict:
     """Verify the artifact at ``artifact_path`` against the Keras ``bundle`` (rebuilt at the artifact's side)."""
-    from bbe_mobile.runtime import CoreMLUnavailable, KerasRunner, load_runner  # noqa: PLC0415
+    from bbe_mobile.export.runtime import CoreMLUnavailable, KerasRunner, load_runner  # noqa: PLC0415
 
     runner = load_runner(str(artifact_path))
     if runner.metadata["model_name"] != bundle.name:
@@ -243,7 +242,7 @@ def verify_runner_path(artifact_path, bundle, files: list[Path], precision: str 
 
 def verify(artifact: str, reference: str | None, images: str, num_images: int) -> dict:
     """``bbe-mobile verify``: artifact path, reference bundle (None = bundled default), image directory."""
-    from bbe_mobile.bundle import load_bundle  # noqa: PLC0415
+    from bbe_mobile.modeling.bundle import load_bundle  # noqa: PLC0415
 
     if not Path(artifact).exists():
         raise VerifyError(f"artifact not found: {artifact}")
