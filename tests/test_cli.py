@@ -190,7 +190,7 @@ def test_initial_weights_messages(tmp_path, capsys, monkeypatch):
     (tmp_path / "run" / "checkpoints").mkdir(parents=True)
     (tmp_path / "run" / "checkpoints" / "checkpoint").write_text("")
     cli._say_initial_weights("resnet50", 1.0, "w.h5", None, str(tmp_path / "run"))
-    logging.getLogger("bbe_mobile.model").info("backbone weights %s: copied into %d layers", "w.h5", 3)
+    logging.getLogger("bbe_mobile.modeling.network").info("backbone weights %s: copied into %d layers", "w.h5", 3)
     assert capsys.readouterr().out == (f"resuming from the last checkpoint in {tmp_path / 'run'}: its weights "
                                        "replace the initial ones below\nbackbone weights w.h5: copied into 3 layers\n")
 

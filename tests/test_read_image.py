@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bbe_mobile.data import CocoPersons, DataError
+from bbe_mobile.training.data import CocoPersons, DataError
 from bbe_mobile.letterbox import ImageFileError, read_image
 
 ORIENTATION_TAG = 0x0112

@@ -78,10 +78,10 @@ def test_a_damaged_checkpoint_is_named_and_the_one_before_it_used(coco_train, tm
     assert run()["start_step"] == 4
     data = next(ckpts.glob("ckpt-5.data-*"))
     data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
-    with caplog.at_level("WARNING", logger="bbe_mobile.train"):
+    with caplog.at_level("WARNING", logger="bbe_mobile.training.train"):
         summary = run()
     assert summary["start_step"] == 4 and summary["steps"] == 5
-    ours = [r.getMessage() for r in caplog.records if r.name == "bbe_mobile.train"]
+    ours = [r.getMessage() for r in caplog.records if r.name == "bbe_mobile.training.train"]
     assert [m.split(" (")[0] for m in ours] == [f"checkpoint {ckpts / 'ckpt-5'} is damaged"]
     assert ours[0].endswith("(IndexError: Read less bytes than requested): falling back to the one before it")
     for path in ckpts.glob("ckpt-*.data-*"):

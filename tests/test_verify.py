@@ -157,7 +157,7 @@ def test_real_images_selection_and_verification(good_tflite, bundle_dir):
 
 def _tflite_weight_spans(data: bytes) -> list[tuple[int, int]]:
     """(byte offset, length) of every non-empty buffer stored inside a TFLite flatbuffer."""
-    from bbe_mobile.tflite_metadata import tflite_schema
+    from bbe_mobile.export.tflite_metadata import tflite_schema
 
     model = tflite_schema().Model.GetRootAs(data, 0)
     buffers = [model.Buffers(k) for k in range(model.BuffersLength())]

@@ -17,7 +17,7 @@ import numpy as np
 from keras import layers
 
 DECODER_STRIDE = 4
-logger = logging.getLogger("bbe_mobile.model")  # the name it had before the move: the CLI and users configure it
+logger = logging.getLogger(__name__)  # printed by the CLI through the package logger "bbe_mobile"
 BACKBONES = ("mobilenet_v2", "resnet50")
 
 

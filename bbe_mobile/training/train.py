@@ -222,9 +222,9 @@ def checkpoint_problem(prefix: str) -> str | None:
 
 def restore_newest_intact(checkpoint, directory: Path) -> str | None:
     """Restore ``checkpoint`` from the newest intact ``ckpt-N`` in ``directory`` (found from the files, so a
-    damaged ``checkpoint`` state file does not hide them); each damaged one is logged (logger
-    ``bbe_mobile.train``, WARNING) and skipped. Returns the prefix restored, None if there is none; TrainError
-    if checkpoints exist but none is intact."""
+    damaged ``checkpoint`` state file does not hide them); each damaged one is logged (this module's logger,
+    WARNING) and skipped. Returns the prefix restored, None if there is none; TrainError if checkpoints exist
+    but none is intact."""
     steps = sorted((int(m.group(1)) for p in directory.glob("ckpt-*.index")
                     if (m := re.fullmatch(r"ckpt-(\d+)\.index", p.name))), reverse=True)
     problems = []
