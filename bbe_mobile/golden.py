@@ -253,12 +253,80 @@ def write_golden(out_dir: str | Path, cases: list[GoldenCase]) -> list[str]:
     return names
 
 
+class GoldenFormatError(ValueError):
+    """A golden file that breaks the format above; the message names the file and the field, in one line."""
+
+
+MAX_GOLDEN_SIDE = 4096  # cells (0: an empty map is a case too)
+
+
+def _golden_json(path: Path) -> dict:
+    try:
+        doc = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise GoldenFormatError(f"{path}: not found") from None
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError, deep nesting
+        raise GoldenFormatError(f"{path}: not JSON ({type(exc).__name__})") from None
+    if not isinstance(doc, dict):
+        raise GoldenFormatError(f"{path}: the top level must be a JSON object")
+    return doc
+
+
+def read_golden_index(directory: str | Path) -> list[str]:
+    """Case names listed by ``directory/index.json``; GoldenFormatError naming the file and field otherwise."""
+    path = Path(directory) / "index.json"
+    cases = _golden_json(path).get("cases")
+    if not isinstance(cases, list) or not all(isinstance(n, str) and _is_plain_name(n) for n in cases):
+        raise GoldenFormatError(f"{path}: cases: must be a list of case names, got {str(cases)[:60]}")
+    return cases
+
+
+def _is_plain_name(name: str) -> bool:
+    """A file name inside the golden directory (no separators, not empty, not '.' or '..')."""
+    return bool(name) and name not in (".", "..") and not any(c in name for c in "/\\\0")
+
+
+def _golden_array(directory: Path, source: Path, doc: dict, key: str, dtype: str, shape: tuple[int, ...]):
+    name = doc.get(key)
+    if not isinstance(name, str) or not _is_plain_name(name):
+        raise GoldenFormatError(f"{source}: {key}: must be a file name in {directory}, got {str(name)[:60]}")
+    path = directory / name
+    expected = int(np.prod(shape)) * 4
+    size = path.stat().st_size if path.is_file() else None
+    if size != expected:
+        raise GoldenFormatError(f"{source}: {key}: {path} has {'no file' if size is None else f'{size} bytes'}, "
+                                f"{shape} of 4-byte values need {expected}")
+    return np.fromfile(path, dtype).reshape(shape)
+
+
+def read_golden_doc(directory: str | Path, name: str) -> dict:
+    """The validated ``NAME.json`` of a case (sizes, stride, config); GoldenFormatError naming the file and field."""
+    source = Path(directory) / f"{name}.json"
+    doc = _golden_json(source)
+    for key in ("height", "width"):
+        value = doc.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_GOLDEN_SIDE:
+            raise GoldenFormatError(f"{source}: {key}: must be an integer in 0..{MAX_GOLDEN_SIDE}, got "
+                                    f"{str(value)[:40]}")
+    stride = doc.get("stride")
+    if isinstance(stride, bool) or not isinstance(stride, (int, float)) or not 0 < stride < 1e6:
+        raise GoldenFormatError(f"{source}: stride: must be a positive number, got {str(stride)[:40]}")
+    try:
+        if not isinstance(doc.get("config"), dict):
+            raise TypeError("must be an object")
+        GrouperConfig(**doc["config"]).validate()
+    except (TypeError, ValueError) as exc:
+        raise GoldenFormatError(f"{source}: config: {str(exc).splitlines()[0][:120]}") from None
+    return doc
+
+
 def read_golden(directory: str | Path, name: str) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray]:
-    """Read case ``name``: (json doc, prob (H, W), offsets (H, W, 4), expected labels (H, W))."""
+    """Read case ``name``: (json doc, prob (H, W), offsets (H, W, 4), expected labels (H, W)); GoldenFormatError
+    naming the file and the field if the json or a data file is wrong."""
     d = Path(directory)
-    doc = json.loads((d / f"{name}.json").read_text())
-    h, w = doc["height"], doc["width"]
-    prob = np.fromfile(d / doc["prob_file"], "<f4").reshape(h, w)
-    offsets = np.fromfile(d / doc["offsets_file"], "<f4").reshape(h, w, 4)
-    labels = np.fromfile(d / doc["labels_file"], "<i4").reshape(h, w)
+    doc = read_golden_doc(d, name)
+    source, h, w = d / f"{name}.json", doc["height"], doc["width"]
+    prob = _golden_array(d, source, doc, "prob_file", "<f4", (h, w))
+    offsets = _golden_array(d, source, doc, "offsets_file", "<f4", (h, w, 4))
+    labels = _golden_array(d, source, doc, "labels_file", "<i4", (h, w))
     return doc, prob, offsets, labels

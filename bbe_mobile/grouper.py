@@ -4,6 +4,7 @@ Cost: O(H·W) for peaks, O(Nc·K) for NMS (K <= max_instances kept), O(Np·K) fo
 """
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,8 +34,9 @@ class GrouperConfig:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"GrouperConfig.{name} must be in [0, 1], got {value}")
-        if self.max_instances < 0:
-            raise ValueError(f"GrouperConfig.max_instances must be >= 0, got {self.max_instances}")
+        if isinstance(self.max_instances, bool) or not isinstance(self.max_instances, numbers.Integral) \
+                or self.max_instances < 0:
+            raise ValueError(f"GrouperConfig.max_instances must be an integer >= 0, got {self.max_instances!r}")
         for name in ("anchor_w", "anchor_h", "max_log_scale"):
             value = getattr(self, name)
             if not (np.isfinite(value) and value > 0):

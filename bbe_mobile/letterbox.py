@@ -6,6 +6,7 @@ top-left of a square canvas whose side is ``size`` rounded up to a multiple of 1
 """
 from __future__ import annotations
 
+import contextlib
 import warnings
 from dataclasses import dataclass
 
@@ -85,19 +86,34 @@ def read_image(path: str, annotated_hw: tuple[int, int] | None = None) -> np.nda
     multi-page TIFF) and float or other colour modes (LAB, HSV) are refused, as are images over
     ``PIL.Image.MAX_IMAGE_PIXELS`` x 2 pixels.
     """
+    with _open_image(path) as im:
+        frames = getattr(im, "n_frames", 1)
+        if frames > 1 and im.format != "MPO":
+            raise ImageFileError(f"{path} holds {frames} frames ({im.format}); save the frame to segment as an "
+                                 "image of its own")
+        orientation = im.getexif().get(_EXIF_ORIENTATION, 1)
+        stored = annotated_hw is not None and _stored_grid_matches(im.size, orientation, annotated_hw, path)
+        if orientation != 1 and not stored:
+            im = ImageOps.exif_transpose(im)
+        return _rgb_pixels(im, path)
+
+
+def check_annotated_size(path: str, annotated_hw: tuple[int, int]) -> None:
+    """ImageFileError unless the image file's size (read from its header, nothing decoded) matches the
+    annotations' ``(height, width)`` in the stored or the displayed orientation, as ``read_image`` needs."""
+    with _open_image(path) as im:
+        _stored_grid_matches(im.size, im.getexif().get(_EXIF_ORIENTATION, 1), annotated_hw, path)
+
+
+@contextlib.contextmanager
+def _open_image(path: str):
+    """``PIL.Image.open`` whose every failure, while opening or while the body reads pixels, is one
+    ImageFileError naming the file."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # large phone photos are fine
             with Image.open(path) as im:
-                frames = getattr(im, "n_frames", 1)
-                if frames > 1 and im.format != "MPO":
-                    raise ImageFileError(f"{path} holds {frames} frames ({im.format}); save the frame to segment "
-                                     "as an image of its own")
-                orientation = im.getexif().get(_EXIF_ORIENTATION, 1)
-                stored = annotated_hw is not None and _stored_grid_matches(im.size, orientation, annotated_hw, path)
-                if orientation != 1 and not stored:
-                    im = ImageOps.exif_transpose(im)
-                return _rgb_pixels(im, path)
+                yield im
     except ImageFileError:
         raise
     except FileNotFoundError:

@@ -67,6 +67,8 @@ def test_bad_datasets(tmp_path, coco_train):
         CocoPersons(images, str(broken))
     data = json.loads(open(annotations).read())
     data["categories"] = [{"id": 9, "name": "boat", "supercategory": "vehicle"}]
+    for ann in data["annotations"]:
+        ann["category_id"] = 9
     nocat = tmp_path / "nocat.json"
     nocat.write_text(json.dumps(data))
     with pytest.raises(DataError, match="no 'person' category"):

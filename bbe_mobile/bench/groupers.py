@@ -3,7 +3,6 @@ process, Swift (``swift build -c release`` in ios_demo) and Kotlin (android_demo
 toolchains exist."""
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import time
@@ -14,7 +13,7 @@ import numpy as np
 from bbe_mobile.bench.device_results import parse_bench_stdout
 from bbe_mobile.bench.options import BenchOptions
 from bbe_mobile.bench.timing import Progress, summarize
-from bbe_mobile.golden import read_golden
+from bbe_mobile.golden import read_golden, read_golden_doc, read_golden_index
 from bbe_mobile.grouper import GrouperConfig, group
 from bbe_mobile.utils.paths import GOLDEN_DIR, REPO_ROOT
 
@@ -25,8 +24,7 @@ KOTLIN_BENCH = REPO_ROOT / "android_demo" / "grouper" / "bench.sh"
 
 def bench_case_names(golden_dir: Path = GOLDEN_DIR) -> list[str]:
     """Names of the golden cases marked as benchmark cases (``bench_people`` set), in index order."""
-    names = json.loads((golden_dir / "index.json").read_text())["cases"]
-    return [n for n in names if json.loads((golden_dir / f"{n}.json").read_text()).get("bench_people")]
+    return [n for n in read_golden_index(golden_dir) if read_golden_doc(golden_dir, n).get("bench_people")]
 
 
 def time_numpy_grouper(runs: int = 200, warmup: int = 20, golden_dir: Path = GOLDEN_DIR) -> dict:

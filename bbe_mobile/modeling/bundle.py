@@ -1,5 +1,5 @@
 """Model bundles: a directory holding ``model.keras`` (loaded in safe mode) and ``bbe.json`` (architecture,
-input size, grouper thresholds). The bundled default lives in ``models/bbe_mnv2_035``."""
+input size, grouper thresholds). The bundled default is ``utils.paths.DEFAULT_MODEL``."""
 from __future__ import annotations
 
 import dataclasses
@@ -64,6 +64,42 @@ def build_from_config(config: ModelConfig, input_size: int, backbone_weights: st
     return build_bbe(input_size, backbone_weights=backbone_weights, **_build_kwargs(config))
 
 
+def read_bundle_config(config_file: Path) -> tuple[dict, ModelConfig, GrouperConfig]:
+    """Read and check a bundle's ``bbe.json``: (the document, its architecture, its grouper thresholds).
+    ModelError, one line naming the file and the field, if it is missing, not JSON or has a bad value."""
+    def bad(field: str, problem: str) -> ModelError:
+        return ModelError(f"bad model config {config_file}: {field}: {problem}")
+
+    try:
+        meta = json.loads(config_file.read_bytes())
+    except FileNotFoundError:
+        raise ModelError(f"{config_file} not found: a model bundle needs {MODEL_FILE} and {CONFIG_FILE}") from None
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError, deep nesting
+        raise ModelError(f"bad model config {config_file}: not JSON ({type(exc).__name__})") from None
+    if not isinstance(meta, dict):
+        raise bad("document", "must be a JSON object")
+    size = meta.get("input_size")
+    if isinstance(size, bool) or not isinstance(size, int) or not 16 <= size <= 4096 or size % 16:
+        raise bad("input_size", f"must be a multiple of 16 in 16..4096, got {str(size)[:40]}")
+    for key, kind in (("name", str), ("info", dict)):
+        if key in meta and not isinstance(meta[key], kind):
+            raise bad(key, f"must be a {'string' if kind is str else 'JSON object'}, got {str(meta[key])[:40]}")
+
+    def checked(key: str, make, default):
+        fields = meta.get(key, default)
+        if not isinstance(fields, dict):
+            raise bad(key, f"must be a JSON object, got {str(fields)[:40]}")
+        try:
+            value = make(**fields)
+            value.validate()
+        except (TypeError, ValueError) as exc:
+            raise bad(key, str(exc).splitlines()[0][:160]) from None
+        return value
+
+    config, grouper = checked("model", ModelConfig, None), checked("grouper", GrouperConfig, {})
+    return meta, config, grouper
+
+
 def load_bundle(path: str | os.PathLike | None = None, input_size: int | None = None,
                 output_stride: int | None = None) -> ModelBundle:
     """Load a model bundle directory (default: the bundled model). ``input_size`` / ``output_stride`` rebuild
@@ -76,24 +112,14 @@ def load_bundle(path: str | os.PathLike | None = None, input_size: int | None = 
         raise ModelError(f"model not found: {root}{hint}")
     model_file = root / MODEL_FILE if root.is_dir() else root
     config_file = (root if root.is_dir() else root.parent) / CONFIG_FILE
-    try:
-        meta = json.loads(config_file.read_text())
-        config = ModelConfig(**meta["model"])
-        config.validate()
-        grouper = GrouperConfig(**meta.get("grouper", {}))
-        grouper.validate()
-    except FileNotFoundError:
-        raise ModelError(f"{config_file} not found: a model bundle needs {MODEL_FILE} and {CONFIG_FILE}") from None
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise ModelError(f"bad model config {config_file}: {exc}") from None
+    meta, config, grouper = read_bundle_config(config_file)
     if not model_file.is_file() or not zipfile.is_zipfile(model_file):
         raise ModelError(f"not a Keras model file: {model_file}")
     try:
         model = keras.saving.load_model(model_file, compile=False, safe_mode=True)
     except Exception as exc:  # Keras raises many types for a corrupt or foreign file
         raise ModelError(f"cannot load {model_file}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from None
-    bundle = ModelBundle(model, config, int(meta["input_size"]), grouper, meta.get("name", root.name),
-                         meta.get("info", {}))
+    bundle = ModelBundle(model, config, meta["input_size"], grouper, meta.get("name", root.name), meta.get("info", {}))
     if output_stride is not None and output_stride != config.output_stride:
         config = dataclasses.replace(config, output_stride=output_stride)
         rebuilt = build_from_config(config, bundle.input_size)

@@ -37,10 +37,18 @@ class ModelConfig:
     def validate(self) -> None:
         if self.backbone not in BACKBONES:
             raise ValueError(f"backbone must be one of {BACKBONES}, got {self.backbone!r}")
-        if self.output_stride not in (8, 16):
-            raise ValueError(f"output_stride must be 8 or 16, got {self.output_stride}")
-        if self.backbone == "mobilenet_v2" and not 0.35 <= self.alpha <= 1.4:
-            raise ValueError(f"alpha must be in [0.35, 1.4], got {self.alpha}")
+        if self.output_stride not in (8, 16) or isinstance(self.output_stride, bool):
+            raise ValueError(f"output_stride must be 8 or 16, got {self.output_stride!r}")
+        if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)) or (
+                self.backbone == "mobilenet_v2" and not 0.35 <= self.alpha <= 1.4):
+            raise ValueError(f"alpha must be in [0.35, 1.4], got {self.alpha!r}")
+        for name in ("aspp_filters", "decoder_filters"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 4096:
+                raise ValueError(f"{name} must be an integer in 1..4096, got {value!r}")
+        for name in ("aspp", "box_head", "full_resolution"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
 
     @property
     def stride(self) -> int:

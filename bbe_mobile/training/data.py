@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from bbe_mobile.letterbox import read_image
+from bbe_mobile.letterbox import check_annotated_size, read_image
+from bbe_mobile.training.coco_schema import CocoFormatError, check_coco
 from bbe_mobile.modeling.targets import annotation_masks, build_targets, instance_balanced_weights
 
 PERSON = "person"
@@ -55,10 +56,18 @@ class CocoPersons:
         if not os.path.isfile(annotations):
             raise DataError(f"annotation file not found: {annotations}")
         try:
-            with contextlib.redirect_stdout(io.StringIO()):
-                self.coco = COCO(annotations)
-        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AssertionError) as exc:
-            raise DataError(f"not a COCO instances json: {annotations} ({type(exc).__name__}: {exc})") from None
+            with open(annotations, "rb") as f:
+                doc = json.loads(f.read())
+            check_coco(doc, annotations)
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+            raise DataError(f"not a COCO instances json: {annotations} ({type(exc).__name__}: "
+                            f"{str(exc).splitlines()[0][:200]})") from None
+        except CocoFormatError as exc:
+            raise DataError(str(exc)) from None
+        self.coco = COCO()
+        self.coco.dataset = doc
+        with contextlib.redirect_stdout(io.StringIO()):
+            self.coco.createIndex()
         cats = self.coco.getCatIds(catNms=[PERSON])
         if not cats:
             raise DataError(f"no '{PERSON}' category in {annotations}")
@@ -104,10 +113,16 @@ class CocoPersons:
         return annotation_masks(self.person_annotations(image_id), info["height"], info["width"])
 
     def check_files(self) -> None:
-        """Raise DataError naming the first image file that is missing."""
+        """Raise DataError naming the first image file that is missing, unreadable, or of another size than its
+        annotations say (headers only: fast, and no mask is ever drawn at a size the file does not have)."""
         for image_id in self.image_ids:
-            if not os.path.isfile(self.path(image_id)):
-                raise DataError(f"image file missing: {self.path(image_id)}")
+            path, info = self.path(image_id), self.info(image_id)
+            if not os.path.isfile(path):
+                raise DataError(f"image file missing: {path}")
+            try:
+                check_annotated_size(path, (info["height"], info["width"]))
+            except ValueError as exc:
+                raise DataError(str(exc)) from None
 
 
 def split_val(dataset: CocoPersons, holdout_single: int = 300) -> tuple[list[int], list[int]]:
