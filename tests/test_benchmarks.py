@@ -50,7 +50,7 @@ def test_learning_curve_scores_every_snapshot_and_caches(coco_train, tmp_path, c
     ds = CocoPersons(*coco_train)
     ids = [i for i in ds.image_ids if ds.people_count(i)][:4]
     run = tmp_path / "run"
-    train([CocoPersons(*coco_train, image_ids=ids)], run, ModelConfig(aspp_filters=8, decoder_filters=8),
+    train([CocoPersons(*coco_train, image_ids=ids)], run, ModelConfig(alpha=0.35, aspp_filters=8, decoder_filters=8),
           TrainConfig(steps1=4, steps2=0, batch_size=2, snapshot_every=2), fixed, input_size=64, progress=False)
     curve = _load("learning_curve")
     png, scores = tmp_path / "curve.png", tmp_path / "curve.json"
@@ -60,3 +60,34 @@ def test_learning_curve_scores_every_snapshot_and_caches(coco_train, tmp_path, c
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (run / "snapshots" / "step-000002" / "curve_64.json").is_file()
     assert "| run | 4 | 8 |" in capsys.readouterr().out
+
+
+@pytest.mark.slow  # converts two tiny models to TFLite fp32 + int8 and times them (~1 min)
+def test_export_latency_compares_two_models_in_one_interleaved_run(tmp_path, capsys):
+    from test_export import make_bundle, write_images
+
+    images = write_images(tmp_path / "images", 4, seed=1)
+    small = make_bundle(tmp_path / "small")
+    wide = tmp_path / "wide"
+    wide.mkdir()
+    for f in small.iterdir():  # the same network under another name: a second model in the table
+        (wide / f.name).write_bytes(f.read_bytes())
+    doc = json.loads((wide / "bbe.json").read_text())
+    (wide / "bbe.json").write_text(json.dumps(doc | {"name": "wide"}))
+    bench = _load("export_latency")
+    out_json = tmp_path / "bench.json"
+    code = bench.main(["--model", str(small), "--model", str(wide), "--out", str(tmp_path / "out"), "--variants",
+                       "tflite:fp32,tflite:int8", "--calibration-images", str(images), "--num-calibration", "4",
+                       "--verify-images", str(images), "--num-verify", "2", "--runs", "3", "--warmup", "1",
+                       "--threads", "1,2", "--json", str(out_json)])
+    assert code in (0, 1)  # 1: a variant failed verification (random tiny weights)
+    text = capsys.readouterr().out
+    names = [json.loads((d / "bbe.json").read_text())["name"] for d in (small, wide)]
+    for name in names:
+        for variant in ("tflite fp32", "tflite int8"):
+            row = next(line for line in text.splitlines() if line.startswith(name + " ") and variant in line)
+            assert row.count(" ± ") == 2, row  # median ± spread at 1 and 2 threads
+        assert f"{name}: TFLite full-int8 vs fp32 at 2 threads" in text
+    doc = json.loads(out_json.read_text())
+    assert doc["models"] == names and len(doc["rows"]) == 4
+    assert all(set(r["latency_iqr_ms"]) == {"1", "2"} for r in doc["rows"])
