@@ -16,6 +16,7 @@ import numpy as np
 
 from bbe_mobile.boxes import anchor_centers, decode_boxes, encode_boxes, pairwise_iou
 from bbe_mobile.grouper import GrouperConfig, Instances, boxes_to_image, find_peaks, group, labels_to_image, nms
+from bbe_mobile.utils.json_files import JsonFileError, read_json_object
 
 MIN_MARGIN = 1e-4
 BENCH_SIZES = (65, 129, 257)
@@ -262,14 +263,9 @@ MAX_GOLDEN_SIDE = 4096  # cells (0: an empty map is a case too)
 
 def _golden_json(path: Path) -> dict:
     try:
-        doc = json.loads(path.read_bytes())
-    except FileNotFoundError:
-        raise GoldenFormatError(f"{path}: not found") from None
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError, deep nesting
-        raise GoldenFormatError(f"{path}: not JSON ({type(exc).__name__})") from None
-    if not isinstance(doc, dict):
-        raise GoldenFormatError(f"{path}: the top level must be a JSON object")
-    return doc
+        return read_json_object(path)
+    except JsonFileError as exc:
+        raise GoldenFormatError(str(exc)) from None
 
 
 def read_golden_index(directory: str | Path) -> list[str]:

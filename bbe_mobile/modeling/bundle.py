@@ -13,6 +13,7 @@ from pathlib import Path
 
 from bbe_mobile.grouper import GrouperConfig
 from bbe_mobile.modeling.network import ModelConfig
+from bbe_mobile.utils.json_files import JsonFileError, read_json_object
 from bbe_mobile.utils.paths import DEFAULT_MODEL
 
 MODEL_FILE = "model.keras"
@@ -70,14 +71,12 @@ def read_bundle_config(config_file: Path) -> tuple[dict, ModelConfig, GrouperCon
     def bad(field: str, problem: str) -> ModelError:
         return ModelError(f"bad model config {config_file}: {field}: {problem}")
 
+    if not config_file.is_file():
+        raise ModelError(f"{config_file} not found: a model bundle needs {MODEL_FILE} and {CONFIG_FILE}")
     try:
-        meta = json.loads(config_file.read_bytes())
-    except FileNotFoundError:
-        raise ModelError(f"{config_file} not found: a model bundle needs {MODEL_FILE} and {CONFIG_FILE}") from None
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError, deep nesting
-        raise ModelError(f"bad model config {config_file}: not JSON ({type(exc).__name__})") from None
-    if not isinstance(meta, dict):
-        raise bad("document", "must be a JSON object")
+        meta = read_json_object(config_file)
+    except JsonFileError as exc:
+        raise ModelError(f"bad model config {exc}") from None
     size = meta.get("input_size")
     if isinstance(size, bool) or not isinstance(size, int) or not 16 <= size <= 4096 or size % 16:
         raise bad("input_size", f"must be a multiple of 16 in 16..4096, got {str(size)[:40]}")

@@ -1,2 +1,2 @@
-"""Helpers every stage uses and that know nothing of the model: default locations (``paths``) and writing files
-whole or not at all (``atomic``)."""
+"""Helpers every stage uses and that know nothing of the model: default locations (``paths``), writing files
+whole or not at all (``atomic``) and reading a JSON object from an untrusted file (``json_files``)."""
