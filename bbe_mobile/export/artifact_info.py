@@ -141,6 +141,8 @@ def read_tflite(path: Path) -> tuple[dict, dict]:
         info = tflite_metadata.summary(data)
     except ValueError as exc:
         raise ArtifactError(f"{path}: {exc}") from None
+    except Exception as exc:  # a damaged flatbuffer: accessors return None or read out of range
+        raise ArtifactError(f"{path}: corrupt TFLite structure ({type(exc).__name__})") from None
     return parse_metadata(entries.get(METADATA_KEY), str(path)), info
 
 
@@ -166,11 +168,14 @@ def read_onnx(path: Path) -> tuple[dict, dict]:
         return {"name": v.name, "shape": shape, "dtype": onnx.TensorProto.DataType.Name(t.elem_type).lower(),
                 "quantization": None}
 
-    initializers = {i.name for i in model.graph.initializer}
-    info = {"inputs": [value_info(v) for v in model.graph.input if v.name not in initializers],
-            "outputs": [value_info(v) for v in model.graph.output],
-            "ops": dict(sorted(Counter(n.op_type for n in model.graph.node).items())),
-            "opset": max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=None)}
+    try:
+        initializers = {i.name for i in model.graph.initializer}
+        info = {"inputs": [value_info(v) for v in model.graph.input if v.name not in initializers],
+                "outputs": [value_info(v) for v in model.graph.output],
+                "ops": dict(sorted(Counter(n.op_type for n in model.graph.node).items())),
+                "opset": max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=None)}
+    except Exception as exc:  # damaged bytes decode to odd fields: undecodable names, unknown enum values
+        raise ArtifactError(f"{path}: corrupt ONNX structure ({type(exc).__name__})") from None
     return parse_metadata(props.get(METADATA_KEY), str(path)), info
 
 
