@@ -381,7 +381,8 @@ def kill_once(command: str, fx: Fixture, work: Path, index: int, typical: float,
 def stress(commands: list[str], kills: int, seed: int, fx: Fixture, work: Path, keep: bool = False,
            say=print) -> dict[str, Tally]:
     """``kills`` kills of each of ``commands``, taken in turns (kill 0 of each command, then kill 1...), one line
-    per kill through ``say``; returns the counts. An interrupt (SIGINT) stops early with the counts so far."""
+    per kill through ``say``; returns the counts. KeyboardInterrupt (``main`` raises it on SIGINT and SIGTERM)
+    stops early with the counts so far."""
     rng = random.Random(seed)
     tallies = {command: Tally() for command in commands}
     try:
@@ -416,6 +417,10 @@ def format_table(tallies: dict[str, Tally]) -> str:
     return "\n".join(lines)
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--kills", type=int, default=20, help="Kills per command (default 20).")
@@ -437,6 +442,8 @@ def main(argv: list[str] | None = None) -> int:
               "directory holding data/coco-person-mini")
         return 0
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    for signum in (signal.SIGINT, signal.SIGTERM):  # stop early with the table (also when started with nohup ... &)
+        signal.signal(signum, _interrupt)
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="bbe-kill-stress-"))
     fx = make_fixture(work)
     started = time.time()
