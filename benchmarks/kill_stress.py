@@ -277,11 +277,10 @@ def check_eval(out: Path, fx: Fixture) -> Check:
 
 def newest_intact_step(checkpoints: Path) -> int:
     """Step of the newest ``ckpt-N`` in ``checkpoints`` whose every tensor reads back (0: none)."""
-    from bbe_mobile.training.train import checkpoint_problem  # noqa: PLC0415
+    from bbe_mobile.training.train import checkpoint_problem, checkpoint_steps  # noqa: PLC0415
 
-    steps = sorted((int(m.group(1)) for p in checkpoints.glob("ckpt-*.index")
-                    if (m := re.fullmatch(r"ckpt-(\d+)\.index", p.name))), reverse=True)
-    return next((s for s in steps if checkpoint_problem(str(checkpoints / f"ckpt-{s}")) is None), 0)
+    return next((s for s in checkpoint_steps(checkpoints) if checkpoint_problem(str(checkpoints / f"ckpt-{s}"))
+                 is None), 0)
 
 
 def bundle_problems(out: Path) -> list[str]:

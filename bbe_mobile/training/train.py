@@ -221,15 +221,20 @@ def checkpoint_problem(prefix: str) -> str | None:
     return None
 
 
+def checkpoint_steps(directory: str | os.PathLike) -> list[int]:
+    """Steps of the ``ckpt-N`` checkpoints in ``directory``, newest first, found from their index files (TF writes
+    the ``checkpoint`` state file after them, so a run killed in between has checkpoints it does not name)."""
+    return sorted((int(m.group(1)) for p in Path(directory).glob("ckpt-*.index")
+                   if (m := re.fullmatch(r"ckpt-(\d+)\.index", p.name))), reverse=True)
+
+
 def restore_newest_intact(checkpoint, directory: Path) -> str | None:
     """Restore ``checkpoint`` from the newest intact ``ckpt-N`` in ``directory`` (found from the files, so a
     damaged ``checkpoint`` state file does not hide them); each damaged one is logged (this module's logger,
     WARNING) and skipped. Returns the prefix restored, None if there is none; TrainError if checkpoints exist
     but none is intact."""
-    steps = sorted((int(m.group(1)) for p in directory.glob("ckpt-*.index")
-                    if (m := re.fullmatch(r"ckpt-(\d+)\.index", p.name))), reverse=True)
     problems = []
-    for step in steps:
+    for step in checkpoint_steps(directory):
         prefix = str(directory / f"ckpt-{step}")
         problem = checkpoint_problem(prefix)
         if problem is None:
