@@ -146,7 +146,9 @@ def _say_initial_weights(backbone: str, alpha: float, backbone_weights: str | No
     log.propagate = False
     if not any(isinstance(h, _EchoHandler) for h in log.handlers):
         log.addHandler(_EchoHandler())
-    if (Path(out_dir) / "checkpoints" / "checkpoint").is_file():
+    from bbe_mobile.training.train import checkpoint_steps  # noqa: PLC0415
+
+    if checkpoint_steps(Path(out_dir) / "checkpoints"):  # from the files: a kill can leave them unnamed
         click.echo(f"resuming from the last checkpoint in {out_dir}: its weights replace the initial ones below")
     if init_model:
         click.echo(f"initial weights: every layer from --init {init_model} (no backbone weights loaded)")

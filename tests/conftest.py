@@ -1,7 +1,9 @@
 """Shared fixtures: paths to ../shared (skipped with a reason when absent) and tiny model bundles."""
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,15 @@ def need(path: Path) -> Path:
     if not path.exists():
         pytest.skip(f"{path} is absent (../shared is not beside this checkout)")
     return path
+
+
+def load_benchmark(name: str):
+    """The script ``benchmarks/NAME.py`` imported as module ``NAME`` (benchmarks are not part of the package)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while the file runs
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="session")

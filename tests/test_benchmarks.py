@@ -2,9 +2,7 @@
 scores of throwaway models; what is checked is that every table row and output appears)."""
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 
 import pytest
 
@@ -12,21 +10,13 @@ from bbe_mobile.modeling.network import ModelConfig
 from bbe_mobile.training.data import AugmentConfig, CocoPersons
 from bbe_mobile.training.train import TrainConfig, train
 
-from conftest import COCO, ROOT, SHARED, need
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up while the file runs
-    spec.loader.exec_module(module)
-    return module
+from conftest import COCO, SHARED, load_benchmark, need
 
 
 @pytest.mark.slow  # builds two tiny models and times them (~1 min)
 def test_train_profile_prints_every_measure_for_every_variant(capsys):
     need(SHARED / "data" / "coco-person-extra" / "instances_person_extra.json")
-    profile = _load("train_profile")
+    profile = load_benchmark("train_profile")
     assert profile.main(["--alpha", "0.35", "--crop", "64", "--batch-size", "2", "--rounds", "1", "--steps", "1",
                          "--split-repeats", "1", "--variant", "freeze_blocks=4"]) == 0
     out = capsys.readouterr().out
@@ -37,7 +27,7 @@ def test_train_profile_prints_every_measure_for_every_variant(capsys):
 
 
 def test_train_profile_rejects_a_bad_variant():
-    profile = _load("train_profile")
+    profile = load_benchmark("train_profile")
     with pytest.raises(SystemExit, match="bad --variant item 'crop'"):
         profile.parse_variant(profile.ProfileConfig(), "crop")
     assert profile.parse_variant(profile.ProfileConfig(), "crop=320,threads=1").crop == 320
@@ -52,7 +42,7 @@ def test_learning_curve_scores_every_snapshot_and_caches(coco_train, tmp_path, c
     run = tmp_path / "run"
     train([CocoPersons(*coco_train, image_ids=ids)], run, ModelConfig(alpha=0.35, aspp_filters=8, decoder_filters=8),
           TrainConfig(steps1=4, steps2=0, batch_size=2, snapshot_every=2), fixed, input_size=64, progress=False)
-    curve = _load("learning_curve")
+    curve = load_benchmark("learning_curve")
     png, scores = tmp_path / "curve.png", tmp_path / "curve.json"
     assert curve.main([str(run), "--size", "64", "--png", str(png), "--json", str(scores)]) == 0
     rows = json.loads(scores.read_text())[str(run)]

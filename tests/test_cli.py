@@ -188,7 +188,10 @@ def test_initial_weights_messages(tmp_path, capsys, monkeypatch):
     assert capsys.readouterr().out == (f"backbone weights: none ({tmp_path / 'absent.weights.h5'} is absent; pass "
                                        "--backbone-weights): starting from random weights\n")
     (tmp_path / "run" / "checkpoints").mkdir(parents=True)
-    (tmp_path / "run" / "checkpoints" / "checkpoint").write_text("")
+    cli._say_initial_weights("resnet50", 1.0, "w.h5", None, str(tmp_path / "run"))  # no checkpoint
+    assert capsys.readouterr().out == ""
+    # a checkpoint without the state file naming it (a run killed before TF wrote that file) still resumes
+    (tmp_path / "run" / "checkpoints" / "ckpt-2.index").write_bytes(b"")
     cli._say_initial_weights("resnet50", 1.0, "w.h5", None, str(tmp_path / "run"))
     logging.getLogger("bbe_mobile.modeling.network").info("backbone weights %s: copied into %d layers", "w.h5", 3)
     assert capsys.readouterr().out == (f"resuming from the last checkpoint in {tmp_path / 'run'}: its weights "

@@ -544,6 +544,15 @@ def test_verification_hint_names_more_faithful_precisions_and_no_verify():
     assert all(set(export.FIDELITY[t]) == set(export.PRECISIONS[t]) for t in export.TARGETS)
 
 
+def test_image_files_leave_out_hidden_files(tmp_path):
+    """A killed run's half-written ``.tmp-*`` image (e.g. in a predict output directory) and macOS ``._*``
+    files are not taken for images."""
+    write_images(tmp_path, 2)
+    (tmp_path / ".tmp-1a2b3c4d-img999.png").write_bytes(b"\x89PNG half-written by a killed run")
+    (tmp_path / "._img000.jpg").write_bytes(b"macOS resource fork")
+    assert [p.name for p in export_images.image_files(tmp_path)] == ["img000.jpg", "img001.jpg"]
+
+
 def test_image_files_limit(images_dir):
     assert len(export_images.image_files(images_dir)) == 8
     assert [p.name for p in export_images.image_files(images_dir, 2)] == ["img000.jpg", "img001.jpg"]

@@ -22,13 +22,15 @@ class ExportError(ValueError):
 
 
 def image_files(directory: str | os.PathLike, limit: int | None = None) -> list[Path]:
-    """Image files of a directory in sorted file-name order (the first ``limit``, None = all)."""
+    """Image files of a directory in sorted file-name order (the first ``limit``, None = all). Hidden files are
+    left out: a killed writer's ``.tmp-*`` leftovers (half-written) and macOS ``._*`` resource forks."""
     if limit is not None and limit < 1:
         raise ExportError(f"the number of images must be >= 1, got {limit}")
     d = Path(directory)
     if not d.is_dir():
         raise ExportError(f"image directory not found: {d}")
-    files = sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    files = sorted(p for p in d.iterdir()
+                   if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file())
     if not files:
         raise ExportError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {d}")
     return files[:limit]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from bbe_mobile.grouper import GrouperConfig
 from bbe_mobile.modeling.network import ModelConfig
+from bbe_mobile.utils.atomic import atomic_path
 from bbe_mobile.utils.json_files import JsonFileError, read_json_object
 from bbe_mobile.utils.paths import DEFAULT_MODEL
 
@@ -129,17 +130,29 @@ def load_bundle(path: str | os.PathLike | None = None, input_size: int | None = 
 
 def save_bundle(directory: str | os.PathLike, model, config: ModelConfig, input_size: int, grouper: GrouperConfig,
                 name: str, info: dict | None = None) -> Path:
-    """Write ``model.keras`` and ``bbe.json`` into ``directory`` atomically (a temp dir, then renames)."""
+    """Write ``model.keras`` and ``bbe.json`` into ``directory`` atomically: a new (or empty) directory is
+    written whole at a temporary path and renamed into place, so a kill leaves it absent or complete; into a
+    directory that holds other things (a training run) each file is written to a temp directory and renamed in,
+    ``model.keras`` first (a kill between the two renames leaves the older ``bbe.json``, or none)."""
     out = Path(directory)
-    out.mkdir(parents=True, exist_ok=True)
+    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
+        with atomic_path(out) as tmp:
+            tmp.mkdir()
+            _write_bundle_files(tmp, model, config, input_size, grouper, name, info)
+        return out
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-bundle-", dir=out))
     try:
-        model.save(tmp / MODEL_FILE)
-        doc = {"name": name, "input_size": input_size, "stride": config.stride, "model": dataclasses.asdict(config),
-               "grouper": dataclasses.asdict(grouper), "info": info or {}}
-        (tmp / CONFIG_FILE).write_text(json.dumps(doc, indent=1) + "\n")
+        _write_bundle_files(tmp, model, config, input_size, grouper, name, info)
         os.replace(tmp / MODEL_FILE, out / MODEL_FILE)
         os.replace(tmp / CONFIG_FILE, out / CONFIG_FILE)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def _write_bundle_files(directory: Path, model, config: ModelConfig, input_size: int, grouper: GrouperConfig,
+                        name: str, info: dict | None) -> None:
+    model.save(directory / MODEL_FILE)
+    doc = {"name": name, "input_size": input_size, "stride": config.stride, "model": dataclasses.asdict(config),
+           "grouper": dataclasses.asdict(grouper), "info": info or {}}
+    (directory / CONFIG_FILE).write_text(json.dumps(doc, indent=1) + "\n")

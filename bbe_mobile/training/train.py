@@ -15,9 +15,10 @@ import numpy as np
 
 from bbe_mobile.boxes import Anchor
 from bbe_mobile.grouper import GrouperConfig
-from bbe_mobile.modeling.bundle import build_from_config, load_bundle, save_bundle
+from bbe_mobile.modeling.bundle import CONFIG_FILE, build_from_config, load_bundle, save_bundle
 from bbe_mobile.modeling.network import ModelConfig, is_head_layer
 from bbe_mobile.training.data import AugmentConfig, CocoPersons, Sampler, training_dataset
+from bbe_mobile.utils import atomic
 
 logger = logging.getLogger(__name__)
 STATE_FILE = "train_state.json"
@@ -220,15 +221,20 @@ def checkpoint_problem(prefix: str) -> str | None:
     return None
 
 
+def checkpoint_steps(directory: str | os.PathLike) -> list[int]:
+    """Steps of the ``ckpt-N`` checkpoints in ``directory``, newest first, found from their index files (TF writes
+    the ``checkpoint`` state file after them, so a run killed in between has checkpoints it does not name)."""
+    return sorted((int(m.group(1)) for p in Path(directory).glob("ckpt-*.index")
+                   if (m := re.fullmatch(r"ckpt-(\d+)\.index", p.name))), reverse=True)
+
+
 def restore_newest_intact(checkpoint, directory: Path) -> str | None:
     """Restore ``checkpoint`` from the newest intact ``ckpt-N`` in ``directory`` (found from the files, so a
     damaged ``checkpoint`` state file does not hide them); each damaged one is logged (this module's logger,
     WARNING) and skipped. Returns the prefix restored, None if there is none; TrainError if checkpoints exist
     but none is intact."""
-    steps = sorted((int(m.group(1)) for p in directory.glob("ckpt-*.index")
-                    if (m := re.fullmatch(r"ckpt-(\d+)\.index", p.name))), reverse=True)
     problems = []
-    for step in steps:
+    for step in checkpoint_steps(directory):
         prefix = str(directory / f"ckpt-{step}")
         problem = checkpoint_problem(prefix)
         if problem is None:
@@ -289,7 +295,7 @@ def train(
     restore_newest_intact(checkpoint, out / "checkpoints")
     start = int(step.numpy())
     out.mkdir(parents=True, exist_ok=True)
-    (out / STATE_FILE).write_text(json.dumps(state, indent=1) + "\n")
+    atomic.write_text(out / STATE_FILE, json.dumps(state, indent=1) + "\n")  # a kill must not truncate it
 
     def info_at(s: int) -> dict:
         return {"train": dataclasses.asdict(train_config), "augment": dataclasses.asdict(augment),
@@ -302,9 +308,11 @@ def train(
         return inference, model_config, input_size, grouper
 
     def snapshot(s: int) -> None:
-        """Keep the model at step ``s`` as a bundle (a learning curve evaluates these)."""
+        """Keep the model at step ``s`` as a bundle (a learning curve evaluates these); one a killed run left
+        without its ``bbe.json`` is written again."""
         target = out / SNAPSHOT_DIR / f"step-{s:06d}"
-        if train_config.snapshot_every and s and s % train_config.snapshot_every == 0 and not target.exists():
+        if train_config.snapshot_every and s and s % train_config.snapshot_every == 0 \
+                and not (target / CONFIG_FILE).is_file():
             save_bundle(target, *bundle_parts(), name, info_at(s))
 
     snapshot(start)
