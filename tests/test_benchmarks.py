@@ -64,7 +64,7 @@ def test_export_latency_compares_two_models_in_one_interleaved_run(tmp_path, cap
         (wide / f.name).write_bytes(f.read_bytes())
     doc = json.loads((wide / "bbe.json").read_text())
     (wide / "bbe.json").write_text(json.dumps(doc | {"name": "wide"}))
-    bench = _load("export_latency")
+    bench = load_benchmark("export_latency")
     out_json = tmp_path / "bench.json"
     code = bench.main(["--model", str(small), "--model", str(wide), "--out", str(tmp_path / "out"), "--variants",
                        "tflite:fp32,tflite:int8", "--calibration-images", str(images), "--num-calibration", "4",
