@@ -47,7 +47,7 @@ def main():
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Run directory: checkpoints, "
               "TensorBoard logs, and the final bundle (model.keras + bbe.json). An existing run resumes.")
 @click.option("--backbone", type=click.Choice(["mobilenet_v2", "resnet50"]), default="mobilenet_v2", show_default=True)
-@click.option("--alpha", type=float, default=0.35, show_default=True, help="MobileNetV2 width multiplier.")
+@click.option("--alpha", type=float, default=1.0, show_default=True, help="MobileNetV2 width multiplier.")
 @click.option("--output-stride", type=click.Choice(["8", "16"]), default="16", show_default=True,
               help="Backbone output stride (paper: train 16, test 8).")
 @click.option("--aspp/--no-aspp", default=True, show_default=True, help="Atrous branches of ASPP (Table 3).")

@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("BBE_SHARED", ROOT.parent / "shared"))
 COCO = SHARED / "data" / "coco-person-mini"
 WEIGHTS = SHARED / "weights" / "mobilenet_v2_0.35_224_imagenet_no_top.weights.h5"
+WEIGHTS_100 = SHARED / "weights" / "mobilenet_v2_1.0_224_imagenet_no_top.weights.h5"  # the default backbone
 GOLDEN = ROOT / "tests" / "golden"
 
 
@@ -51,6 +52,6 @@ def tiny_bundle(tmp_path_factory):
     from bbe_mobile.modeling.bundle import save_bundle
     from bbe_mobile.modeling.network import ModelConfig, build_bbe
 
-    config = ModelConfig(aspp_filters=16, decoder_filters=16)
-    model = build_bbe(64, aspp_filters=16, decoder_filters=16)
+    config = ModelConfig(alpha=0.35, aspp_filters=16, decoder_filters=16)
+    model = build_bbe(64, alpha=0.35, aspp_filters=16, decoder_filters=16)
     return str(save_bundle(tmp_path_factory.mktemp("tiny") / "tiny", model, config, 64, GrouperConfig(), "tiny"))

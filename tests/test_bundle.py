@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,9 +12,9 @@ def test_saved_weights_come_back(tmp_path):
     from bbe_mobile.modeling.bundle import save_bundle
     from bbe_mobile.modeling.network import ModelConfig, build_bbe
 
-    model = build_bbe(64, aspp_filters=16, decoder_filters=16)
+    model = build_bbe(64, alpha=0.35, aspp_filters=16, decoder_filters=16)
     x = np.random.default_rng(1).uniform(0, 255, (1, 64, 64, 3)).astype(np.float32)
-    save_bundle(tmp_path / "b", model, ModelConfig(aspp_filters=16, decoder_filters=16), 64, GrouperConfig(t_iou=0.5),
+    save_bundle(tmp_path / "b", model, ModelConfig(alpha=0.35, aspp_filters=16, decoder_filters=16), 64, GrouperConfig(t_iou=0.5),
                 "b", {"steps": 3})
     loaded = load_bundle(tmp_path / "b")
     for a, b in zip(model(x), loaded.model(x)):
@@ -69,3 +70,13 @@ def test_unsafe_lambda_model_is_refused(tmp_path, tiny_bundle):
     (unsafe / "bbe.json").write_text((Path(tiny_bundle) / "bbe.json").read_text())
     with pytest.raises(ModelError, match="cannot load"):
         load_bundle(unsafe)
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (Path(__file__).resolve().parent.parent / "models").iterdir()
+                                        if p.is_dir()))
+def test_every_committed_bundle_loads_in_safe_mode_with_its_card(name):
+    """Each directory under models/ is a loadable bundle (architecture from its bbe.json) with a model card."""
+    root = Path(__file__).resolve().parent.parent / "models" / name
+    bundle = load_bundle(root)
+    assert bundle.name == name and bundle.input_size == 512
+    assert bundle.model.count_params() > 100_000 and (root / "README.md").read_text().startswith(f"# {name}")

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from pycocotools import mask as mask_utils
 
 from bbe_mobile.cli import main
-from conftest import GOLDEN, ROOT, WEIGHTS, need
+from conftest import GOLDEN, ROOT, WEIGHTS_100, need
 
 
 def run(*args):
@@ -162,14 +162,14 @@ def test_default_paths_resolve_from_the_package_not_the_cwd():
 
 def test_train_from_another_directory_loads_the_default_backbone_weights(coco_train, tmp_path):
     """``bbe-mobile train`` started elsewhere finds the default weights beside the checkout and says so."""
-    need(WEIGHTS)
+    need(WEIGHTS_100)
     images, annotations = coco_train
     proc = subprocess.run([sys.executable, "-m", "bbe_mobile.cli", "train", "--train-set", images, annotations,
                            "--out", "run", "--crop", "64", "--base-size", "64", "--input-size", "64",
                            "--batch-size", "2", "--max-steps", "1"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert f"backbone weights {WEIGHTS}: copied into 102 layers" in proc.stdout, proc.stdout
+    assert f"backbone weights {WEIGHTS_100}: copied into 102 layers" in proc.stdout, proc.stdout
     assert "steps 1/" in proc.stdout and (tmp_path / "run" / "checkpoints").is_dir()
 
 

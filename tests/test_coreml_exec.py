@@ -512,7 +512,7 @@ def _calibrated_tiny_bbe(size: int = 64):
     from bbe_mobile.modeling.network import build_bbe
 
     keras.utils.set_random_seed(0)
-    model = build_bbe(size, aspp_filters=16, decoder_filters=16)
+    model = build_bbe(size, alpha=0.35, aspp_filters=16, decoder_filters=16)
     images = np.random.default_rng(0).uniform(0, 255, (4, size, size, 3)).astype(np.float32)
     norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
     for layer in norms:
@@ -718,7 +718,7 @@ def _export(model, tmp_path, precision, **options):
     from bbe_mobile.modeling.bundle import ModelBundle
     from bbe_mobile.modeling.network import ModelConfig
 
-    bundle = ModelBundle(model, ModelConfig(aspp_filters=16, decoder_filters=16), 64, GrouperConfig(), "tiny", {})
+    bundle = ModelBundle(model, ModelConfig(alpha=0.35, aspp_filters=16, decoder_filters=16), 64, GrouperConfig(), "tiny", {})
     path = tmp_path / f"tiny_{precision}.mlpackage"
     export.export_artifact(bundle, "coreml", precision, path, export.ExportOptions(**options))
     return path
@@ -749,7 +749,7 @@ def test_export_py_flexible_fp16_artifact(tiny, tmp_path):
     ex = MLProgramExecutor(path)
     rng = np.random.default_rng(9)
     for size in (64, 96):
-        other = build_bbe(size, aspp_filters=16, decoder_filters=16)
+        other = build_bbe(size, alpha=0.35, aspp_filters=16, decoder_filters=16)
         other.set_weights(model.get_weights())
         x = rng.uniform(0, 255, (1, size, size, 3)).astype(np.float32)
         logits, offsets_ref = (np.asarray(r) for r in other(x, training=False))

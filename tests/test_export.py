@@ -50,8 +50,8 @@ def make_bundle(directory: Path, seed: int = 0, perturb: float = 0.0, people: bo
     """A tiny bundle; ``people``: rescaled heads (``lively``), else the random initial heads (probabilities
     around sigmoid(-2), a well-conditioned graph for precision tolerances: the lively heads amplify the
     random backbone's rounding errors ~100x, which says nothing about a trained model)."""
-    config = ModelConfig(aspp_filters=16, decoder_filters=16)
-    model = build_bbe(SIZE, aspp_filters=16, decoder_filters=16)
+    config = ModelConfig(alpha=0.35, aspp_filters=16, decoder_filters=16)
+    model = build_bbe(SIZE, alpha=0.35, aspp_filters=16, decoder_filters=16)
     if people:
         lively(model, seed)
     if perturb:
@@ -383,8 +383,8 @@ def _palette_bits(path: Path) -> dict[str, int]:
 @pytest.mark.parametrize("precision,head_bits", [("palette4", 4), ("palette6", 6)])
 def test_coreml_palettes_keep_8_bit_backbone_palettes(precision, head_bits, tmp_path):
     """The backbone's weights get 8-bit palettes, the ASPP/decoder ones the variant's bits (docs/export.md)."""
-    model = build_bbe(SIZE, aspp_filters=64, decoder_filters=64)  # ASPP/decoder weights above the 2048 threshold
-    save_bundle(tmp_path / "b", model, ModelConfig(aspp_filters=64, decoder_filters=64), SIZE, GrouperConfig(), "pal")
+    model = build_bbe(SIZE, alpha=0.35, aspp_filters=64, decoder_filters=64)  # ASPP/decoder weights above the 2048 threshold
+    save_bundle(tmp_path / "b", model, ModelConfig(alpha=0.35, aspp_filters=64, decoder_filters=64), SIZE, GrouperConfig(), "pal")
     path = tmp_path / "p.mlpackage"
     export.export_artifact(load_bundle(tmp_path / "b"), "coreml", precision, path,
                            export.ExportOptions(coreml_input="tensor"))

@@ -10,31 +10,31 @@ from conftest import WEIGHTS, need
 
 @pytest.mark.parametrize("output_stride,aspp", [(16, True), (8, True), (16, False), (8, False)])
 def test_outputs_at_stride_4(output_stride, aspp):
-    m = build_bbe(64, output_stride=output_stride, aspp_enabled=aspp, aspp_filters=8, decoder_filters=8)
+    m = build_bbe(64, output_stride=output_stride, aspp_enabled=aspp, alpha=0.35, aspp_filters=8, decoder_filters=8)
     logits, offsets = m(np.zeros((1, 64, 64, 3), np.float32))
     assert logits.shape == (1, 16, 16, 1) and offsets.shape == (1, 16, 16, 4)
     assert model_config(m)["stride"] == 4
 
 
 def test_same_weights_load_into_both_output_strides():
-    a = build_bbe(64, output_stride=16, aspp_filters=8, decoder_filters=8)
-    b = build_bbe(64, output_stride=8, aspp_filters=8, decoder_filters=8)
+    a = build_bbe(64, output_stride=16, alpha=0.35, aspp_filters=8, decoder_filters=8)
+    b = build_bbe(64, output_stride=8, alpha=0.35, aspp_filters=8, decoder_filters=8)
     b.set_weights(a.get_weights())
     x = np.random.default_rng(0).uniform(0, 255, (1, 64, 64, 3)).astype(np.float32)
     assert np.all(np.isfinite(b(x)[0]))
 
 
 def test_semantic_twin_and_full_resolution():
-    twin = build_bbe(64, box_head=False, aspp_filters=8, decoder_filters=8)
+    twin = build_bbe(64, box_head=False, alpha=0.35, aspp_filters=8, decoder_filters=8)
     assert len(twin.outputs) == 1 and twin.name.endswith("_semantic")
-    full = build_bbe(64, full_resolution=True, aspp_filters=8, decoder_filters=8)
+    full = build_bbe(64, full_resolution=True, alpha=0.35, aspp_filters=8, decoder_filters=8)
     assert full.outputs[0].shape[1] == 64 and model_config(full)["stride"] == 1
 
 
 def test_flexible_input_size_and_resnet():
-    m = build_bbe(None, aspp_filters=8, decoder_filters=8)
+    m = build_bbe(None, alpha=0.35, aspp_filters=8, decoder_filters=8)
     assert m(np.zeros((1, 96, 128, 3), np.float32))[1].shape == (1, 24, 32, 4)
-    r = build_bbe(64, backbone="resnet50", output_stride=8, aspp_filters=8, decoder_filters=8)
+    r = build_bbe(64, backbone="resnet50", output_stride=8, alpha=0.35, aspp_filters=8, decoder_filters=8)
     assert r(np.zeros((1, 64, 64, 3), np.float32))[0].shape == (1, 16, 16, 1)
 
 
@@ -52,7 +52,7 @@ def test_imagenet_backbone_weights_reach_every_backbone_layer():
     import keras
 
     weights = need(WEIGHTS)
-    m = build_bbe(64, aspp_filters=8, decoder_filters=8)
+    m = build_bbe(64, alpha=0.35, aspp_filters=8, decoder_filters=8)
     before = {layer.name: layer.get_weights() for layer in m.layers}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -82,7 +82,7 @@ def test_weights_file_of_another_backbone_is_refused_in_one_line(tmp_path):
     other = keras.Sequential([keras.Input((8,)), keras.layers.Dense(3)])
     path = tmp_path / "dense.weights.h5"
     other.save_weights(path)
-    m = build_bbe(64, aspp_filters=8, decoder_filters=8)
+    m = build_bbe(64, alpha=0.35, aspp_filters=8, decoder_filters=8)
     with pytest.raises(ValueError, match="cannot load backbone weights .*dense.weights.h5") as info:
         load_backbone_weights(m, "mobilenet_v2", 0.35, str(path))
     assert "\n" not in str(info.value)

@@ -17,7 +17,7 @@ from bbe_mobile.modeling.network import ModelConfig
 from bbe_mobile.training.data import AugmentConfig, CocoPersons
 from bbe_mobile.training.train import TrainConfig, TrainError, bbe_losses, giou_per_cell, train
 
-TINY = ModelConfig(aspp_filters=16, decoder_filters=16)
+TINY = ModelConfig(alpha=0.35, aspp_filters=16, decoder_filters=16)
 FIXED = AugmentConfig(crop=64, base_size=64, scale_range=(1.0, 1.0), max_rotation_deg=0, max_translation=0,
                       flip=False, paste_probability=0)
 
@@ -125,7 +125,7 @@ def test_incompatible_resume_is_refused_without_writing(coco_train, tmp_path):
           input_size=64, progress=False)
     before = sorted(p.name for p in tmp_path.rglob("*"))
     with pytest.raises(TrainError, match="holds a run with model"):
-        train([_handful(coco_train, 2)], tmp_path, ModelConfig(aspp_filters=8, decoder_filters=8),
+        train([_handful(coco_train, 2)], tmp_path, ModelConfig(alpha=0.35, aspp_filters=8, decoder_filters=8),
               TrainConfig(steps1=1, steps2=0, batch_size=2), FIXED, input_size=64, progress=False)
     assert sorted(p.name for p in tmp_path.rglob("*")) == before
 

@@ -26,7 +26,7 @@ class ModelConfig:
     """Architecture of a BBE model; every field is an explicit ``build_bbe`` argument."""
 
     backbone: str = "mobilenet_v2"
-    alpha: float = 0.35
+    alpha: float = 1.0
     output_stride: int = 16
     aspp: bool = True
     aspp_filters: int = 128
@@ -178,7 +178,7 @@ def aspp(x, filters: int, output_stride: int, atrous: bool):
 def build_bbe(
     input_size: int | None = 512,
     backbone: str = "mobilenet_v2",
-    alpha: float = 0.35,
+    alpha: float = 1.0,
     output_stride: int = 16,
     aspp_enabled: bool = True,
     aspp_filters: int = 128,
@@ -192,7 +192,7 @@ def build_bbe(
     ``input_size``: square input side in pixels, a multiple of 16, or None for a flexible size (feed multiples
     of 16). ``backbone_weights``: None (random), "imagenet" (Keras download) or a path to a Keras
     Applications ``.weights.h5`` of the same backbone and alpha, e.g.
-    ``../shared/weights/mobilenet_v2_0.35_224_imagenet_no_top.weights.h5``.
+    ``../shared/weights/mobilenet_v2_1.0_224_imagenet_no_top.weights.h5``.
     Outputs: ``[person_logits, box_offsets]`` (``[person_logits]`` for the twin), see module docstring.
     """
     config = ModelConfig(backbone, alpha, output_stride, aspp_enabled, aspp_filters, decoder_filters, box_head,
