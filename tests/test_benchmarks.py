@@ -81,3 +81,34 @@ def test_export_latency_compares_two_models_in_one_interleaved_run(tmp_path, cap
     doc = json.loads(out_json.read_text())
     assert doc["models"] == names and len(doc["rows"]) == 4
     assert all(set(r["latency_iqr_ms"]) == {"1", "2"} for r in doc["rows"])
+
+
+def test_int8_layer_error_measures_the_model_convert_ships(tmp_path, capsys):
+    """The ``full`` row of benchmarks/int8_layer_error.py equals the verification of the artifact that
+    ``convert`` writes (same calibration, same quantiser), and the single-layer table has one row per layer."""
+    from test_export import make_bundle, write_images
+
+    from bbe_mobile.export.convert import ExportOptions, export_artifact
+    from bbe_mobile.export.verify import compare, select_images
+    from bbe_mobile.export.runtime import KerasRunner, TFLiteRunner
+    from bbe_mobile.modeling.bundle import load_bundle
+
+    images = write_images(tmp_path / "images", 4, seed=2)
+    bundle_dir = make_bundle(tmp_path / "tiny")
+    code = load_benchmark("int8_layer_error").main([
+        "--model", str(bundle_dir), "--calibration-images", str(images), "--num-calibration", "3",
+        "--images", str(images), "--num-verify", "3", "--layer-images", "2", "--top", "5", "--variants", "full"])
+    assert code == 0
+    text = capsys.readouterr().out
+    layer_rows = [line for line in text.splitlines() if line.startswith("| `")]
+    assert len(layer_rows) == 5 and all(float(r.split("|")[3]) >= 0 for r in layer_rows)
+    full = next(line for line in text.splitlines() if line.startswith("| full |")).split("|")[2:7]
+
+    bundle = load_bundle(str(bundle_dir))
+    path = tmp_path / "tiny_int8.tflite"
+    export_artifact(bundle, "tflite", "int8", path,
+                    ExportOptions(calibration_images=str(images), num_calibration=3))
+    m = compare(TFLiteRunner(path), KerasRunner(bundle), select_images(str(images), 3))
+    expected = ["-" if v is None else f"{v:.4f}"
+                for v in (m["prob_mean_abs"], m["offsets_mean_abs"], m["mask_iou"], m["instance_iou"])]
+    assert [c.strip() for c in full[:4]] == expected

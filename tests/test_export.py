@@ -535,9 +535,9 @@ def test_library_convert_checks_its_arguments(bundle, tmp_path):
 
 
 def test_verification_hint_names_more_faithful_precisions_and_no_verify():
-    assert export.verification_hint([("tflite", "fp32")]) == "what works: --no-verify to write tflite fp32 unverified"
+    assert export.verification_hint([("tflite", "fp32")]) == "try instead: --no-verify to write tflite fp32 unverified"
     assert export.verification_hint([("coreml", "palette4"), ("coreml", "palette6"), ("tflite", "fp16")]) == (
-        "what works: --target coreml with --precision int8, --precision fp16 or --precision fp32 (more faithful), "
+        "try instead: --target coreml with --precision int8, --precision fp16 or --precision fp32 (more faithful), "
         "or --no-verify to write coreml palette4 unverified; --target coreml with --precision int8, --precision "
         "fp16 or --precision fp32 (more faithful), or --no-verify to write coreml palette6 unverified; "
         "--target tflite with --precision fp32 (more faithful), or --no-verify to write tflite fp16 unverified")

@@ -80,7 +80,7 @@ def test_verify_fails_for_broken_artifact(broken_tflite, bundle_dir, images_dir,
 
 def test_convert_does_not_ship_a_failing_artifact(bundle_dir, broken_dir, images_dir, tmp_path, monkeypatch):
     """If the converted graph disagrees with the Keras model, convert writes the report, not the artifact,
-    removes an older artifact at that path (say from a --no-verify run), and ends with one line naming what works
+    removes an older artifact at that path (say from a --no-verify run), and ends with one line naming what to try
     instead. The failing variant is the default full int8, faked by an fp32 conversion of the broken model (the
     thresholds are int8's, untouched)."""
     broken = load_bundle(broken_dir)
@@ -99,7 +99,7 @@ def test_convert_does_not_ship_a_failing_artifact(bundle_dir, broken_dir, images
     report = json.loads((out / "tiny_int8.tflite.verify.json").read_text())
     assert report["status"] == "failed" and report["precision"] == "int8"
     assert result.stderr.splitlines()[-1] == (
-        "what works: --target tflite with --precision dynamic-int8, --precision fp16 or --precision fp32 "
+        "try instead: --target tflite with --precision dynamic-int8, --precision fp16 or --precision fp32 "
         "(more faithful), or --no-verify to write tflite int8 unverified")
 
 

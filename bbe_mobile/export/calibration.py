@@ -67,13 +67,24 @@ def with_ranges(calibrated: bytes, ranges: dict[int, tuple[float, float]]) -> by
     return bytes(builder.Output())
 
 
-def quantize_int8(converter, canvases: list[np.ndarray], io_type) -> bytes:
-    """Full-integer int8 flatbuffer from ``converter`` (a ``TFLiteConverter`` set up for full-integer
-    quantisation with ``canvases`` as its representative dataset); ``io_type``: tf dtype of input/output."""
-    from tensorflow.lite.python import convert as tflite_convert  # noqa: PLC0415
-
+def calibrate(converter, canvases: list[np.ndarray]) -> bytes:
+    """Calibrated float flatbuffer of ``converter`` (a ``TFLiteConverter`` set up for full-integer quantisation
+    with ``canvases`` as its representative dataset) whose recorded ranges are the observed ones."""
     converter._experimental_calibrate_only = True
     calibrated = converter.convert()
-    calibrated = with_ranges(calibrated, observed_ranges(calibrated, canvases))
+    return with_ranges(calibrated, observed_ranges(calibrated, canvases))
+
+
+def quantize_calibrated(calibrated: bytes, io_type, **options) -> bytes:
+    """Int8 flatbuffer of a ``calibrate`` result by the converter's MLIR quantiser (per-channel weights);
+    ``io_type``: tf dtype of input/output; ``options``: further ``mlir_quantize`` arguments (e.g.
+    ``denylisted_ops``, ``enable_numeric_verify``: diagnostics only, ``convert`` passes none)."""
+    from tensorflow.lite.python import convert as tflite_convert  # noqa: PLC0415
+
     return tflite_convert.mlir_quantize(calibrated, disable_per_channel=False, input_data_type=io_type,
-                                        output_data_type=io_type)
+                                        output_data_type=io_type, **options)
+
+
+def quantize_int8(converter, canvases: list[np.ndarray], io_type) -> bytes:
+    """Full-integer int8 flatbuffer from ``converter`` (see ``calibrate``); ``io_type``: tf dtype of input/output."""
+    return quantize_calibrated(calibrate(converter, canvases), io_type)

@@ -107,7 +107,8 @@ def more_faithful(target: str, precision: str, exclude: set[str] = frozenset()) 
 
 
 def verification_hint(failed: list[tuple[str, str]]) -> str:
-    """One line naming what works instead of the (target, precision) variants that failed verification."""
+    """One line naming what to try instead of the (target, precision) variants that failed verification: the
+    more faithful precisions of the same target (not yet verified themselves) or ``--no-verify``."""
     parts = []
     for target, precision in failed:
         others = more_faithful(target, precision, {p for t, p in failed if t == target})
@@ -115,7 +116,7 @@ def verification_hint(failed: list[tuple[str, str]]) -> str:
         try_instead = (f"--target {target} with {', '.join(flags[:-1])}{' or ' if len(flags) > 1 else ''}{flags[-1]}"
                        " (more faithful), or " if flags else "")
         parts.append(f"{try_instead}--no-verify to write {target} {precision} unverified")
-    return "what works: " + "; ".join(parts)
+    return "try instead: " + "; ".join(parts)
 
 
 def _check_precision(target: str, precision: str) -> None:
@@ -223,12 +224,20 @@ def tflite_from_function(concrete_function, precision: str, canvases: list[np.nd
         return converter.convert()
     if precision != "int8":
         raise ExportError(f"unknown TFLite precision {precision!r}")
+    io = {"float32": tf.float32, "int8": tf.int8, "uint8": tf.uint8}[io_dtype]
+    return quantize_int8(int8_converter(converter, canvases, io), canvases, io)
+
+
+def int8_converter(converter, canvases: list[np.ndarray], io_type):
+    """``converter`` (optimizations DEFAULT) set up for full-integer int8 with ``canvases`` ((S, S, 3) float32
+    letterboxes) as its representative dataset and ``io_type`` (tf dtype) at the input and outputs."""
+    import tensorflow as tf  # noqa: PLC0415
+
     converter.representative_dataset = lambda: ([canvas[None].astype(np.float32)] for canvas in canvases)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]  # per-channel weights (default)
-    io = {"float32": tf.float32, "int8": tf.int8, "uint8": tf.uint8}[io_dtype]
-    converter.inference_input_type = io
-    converter.inference_output_type = io
-    return quantize_int8(converter, canvases, io)
+    converter.inference_input_type = io_type
+    converter.inference_output_type = io_type
+    return converter
 
 
 def convert_tflite_bytes(bundle, precision: str, options: ExportOptions) -> tuple[bytes, dict]:
@@ -281,19 +290,23 @@ def _tflite_tensor_renames(data: bytes) -> tuple[dict[int, str], dict]:
     return renames, tflite_metadata.summary(data)["inputs"][0]
 
 
-def export_tflite(bundle, precision: str, path: Path, options: ExportOptions) -> list[str]:
+def tflite_with_metadata(bundle, data: bytes, precision: str) -> bytes:
+    """Converter output ``data`` with the ``bbe`` metadata of ``bundle`` and the tensors renamed."""
     from bbe_mobile.export import tflite_metadata  # noqa: PLC0415
 
-    data, facts = convert_tflite_bytes(bundle, precision, options)
     renames, input_info = _tflite_tensor_renames(data)
     kw = {}
     if input_info["dtype"] in ("int8", "uint8"):
         kw = {"input_dtype": input_info["dtype"], "input_quantization": input_info["quantization"]}
     meta = _metadata(bundle, bundle.input_size, precision, **kw)
-    data = tflite_metadata.write_metadata(
+    return tflite_metadata.write_metadata(
         data, {METADATA_KEY: json.dumps(meta).encode()}, tensor_names=renames,
         description=f"BBE person instance segmentation ({bundle.name}, {precision})")
-    path.write_bytes(data)
+
+
+def export_tflite(bundle, precision: str, path: Path, options: ExportOptions) -> list[str]:
+    data, facts = convert_tflite_bytes(bundle, precision, options)
+    path.write_bytes(tflite_with_metadata(bundle, data, precision))
     notes = []
     if "calibration" in facts:
         notes.append(f"calibrated on {facts['calibration']['images']} images of {facts['calibration']['directory']}")

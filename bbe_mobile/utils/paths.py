@@ -18,5 +18,5 @@ COCO_MINI_TRAIN = COCO_MINI / "train"
 MOBILENET_V2_035_WEIGHTS = SHARED / "weights" / "mobilenet_v2_0.35_224_imagenet_no_top.weights.h5"
 MOBILENET_V2_100_WEIGHTS = SHARED / "weights" / "mobilenet_v2_1.0_224_imagenet_no_top.weights.h5"
 MOBILENET_V2_WEIGHTS = {0.35: MOBILENET_V2_035_WEIGHTS, 1.0: MOBILENET_V2_100_WEIGHTS}  # ImageNet, by alpha
-DEFAULT_MODEL = REPO_ROOT / "models" / "bbe_mnv2_035"
+DEFAULT_MODEL = REPO_ROOT / "models" / "bbe_mnv2_100"
 GOLDEN_DIR = REPO_ROOT / "tests" / "golden"
