@@ -2,10 +2,11 @@
 ``eval`` at random moments and check what each kill leaves behind.
 
 Each command first runs once unkilled (its typical run time in seconds, and a check that its outputs are complete);
-then ``--kills`` runs are killed: every even one after a delay drawn uniformly between 0 and that time (seeded
-RNG), every odd one while it writes: the script polls the directories the command writes (for ``train`` the run
-directory, its checkpoints and its snapshots) and kills the moment their listing changes for the k-th time
-(k drawn at random), e.g. as a temporary file appears or a checkpoint is being saved. After each kill:
+then it is run until ``--kills`` runs were really killed: every even run after a delay drawn uniformly between 0
+and that time (seeded RNG), every odd one while it writes: the script polls the directories the command writes
+(for ``train`` the run directory, its checkpoints and its snapshots) and kills the moment their listing changes
+for the k-th time (k drawn at random), e.g. as a temporary file appears or a checkpoint is being saved. A run
+that ends before its k-th write is checked too and counted as "exited first", not as a kill. After each run:
 
 * convert: each artifact in the output directory passes ``bbe_mobile.export.verify`` against the bundle, each
   ``NAME.verify.json`` parses;
@@ -73,9 +74,11 @@ class Check:
 
 @dataclass
 class Tally:
-    """Counts for one command over its kills."""
+    """Counts for one command over its runs: ``kills`` were SIGKILLed, ``exited`` ended before their kill
+    came (a write-triggered kill whose k-th write never happened); both are checked and counted in the outcomes."""
 
     kills: int = 0
+    exited: int = 0
     outcomes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0))
     failures: int = 0
     leftovers: int = 0  # kills that left temporary files
@@ -349,50 +352,53 @@ def measure(command: str, fx: Fixture, work: Path) -> float:
 
 
 def kill_and_check(command: str, fx: Fixture, out: Path, delay: float,
-                   trigger: Callable[[], bool] | None = None) -> tuple[Check, str]:
+                   trigger: Callable[[], bool] | None = None) -> tuple[Check, str, bool]:
     """Run ``command`` writing into ``out`` (emptied first), SIGKILL it after ``delay`` seconds or when
-    ``trigger()`` turns true, and check what it left. Returns the check and when it was killed (or exited).
-    The run's output goes to ``out`` + ``.log``."""
+    ``trigger()`` turns true, and check what it left. Returns the check, when it was killed (or exited) and
+    whether it was killed. The run's output goes to ``out`` + ``.log``."""
     shutil.rmtree(out, ignore_errors=True)
     log = out.parent / f"{out.name}.log"
     killed, seconds = run_and_kill(command_line(command, fx, out), delay, log, trigger)
-    return check(command, out, fx, log), f"{'killed' if killed else 'exited'} at {seconds:.2f} s"
+    return check(command, out, fx, log), f"{'killed' if killed else 'exited'} at {seconds:.2f} s", killed
 
 
 def kill_once(command: str, fx: Fixture, work: Path, index: int, typical: float, rng: random.Random,
-              keep: bool = False) -> tuple[Check, str]:
+              keep: bool = False) -> tuple[Check, str, bool]:
     """Kill run ``index`` of ``command`` and check what is left. Even ``index``: after a random delay in
     [0, ``typical``] s; odd: at the k-th change (k random) of the directories it writes (``watched``), i.e.
-    while an output, a checkpoint or a snapshot is being written. Returns the check and how it was killed."""
+    while an output, a checkpoint or a snapshot is being written. Returns the check, how it was killed and
+    whether it was (see ``kill_and_check``)."""
     out = work / f"{command}-{index:03d}"
     if index % 2:
         directories, most = watched(command, out)
         k = rng.randint(1, most)
-        result, how = kill_and_check(command, fx, out, 3 * typical, directory_changes(directories, k))
+        result, how, killed = kill_and_check(command, fx, out, 3 * typical, directory_changes(directories, k))
         how += f" (write #{k})"
     else:
-        result, how = kill_and_check(command, fx, out, rng.uniform(0.0, typical))
+        result, how, killed = kill_and_check(command, fx, out, rng.uniform(0.0, typical))
     if not result.problems and not keep:
         shutil.rmtree(out, ignore_errors=True)
-    return result, how
+    return result, how, killed
 
 
 def stress(commands: list[str], kills: int, seed: int, fx: Fixture, work: Path, keep: bool = False,
            say=print) -> dict[str, Tally]:
-    """``kills`` kills of each of ``commands``, taken in turns (kill 0 of each command, then kill 1...), one line
-    per kill through ``say``; returns the counts. KeyboardInterrupt (``main`` raises it on SIGINT and SIGTERM)
-    stops early with the counts so far."""
+    """Runs of each of ``commands`` until ``kills`` of them were really killed (runs that exit before their kill
+    comes are checked and counted apart; at most 3 x ``kills`` runs each), taken in turns (run 0 of each command,
+    then run 1...), one line per run through ``say``; returns the counts. KeyboardInterrupt (``main`` raises it
+    on SIGINT and SIGTERM) stops early with the counts so far."""
     rng = random.Random(seed)
     tallies = {command: Tally() for command in commands}
     try:
         for command in commands:
             tallies[command].typical_s = measure(command, fx, work)
             say(f"{command}: an unkilled run takes {tallies[command].typical_s:.1f} s", flush=True)
-        for i in range(kills):
-            for command in commands:
+        for i in range(3 * kills):
+            for command in [c for c in commands if tallies[c].kills < kills]:
                 tally = tallies[command]
-                result, how = kill_once(command, fx, work, i, tally.typical_s, rng, keep)
-                tally.kills += 1
+                result, how, killed = kill_once(command, fx, work, i, tally.typical_s, rng, keep)
+                tally.kills += killed
+                tally.exited += not killed
                 tally.outcomes[result.outcome] += 1
                 tally.failures += bool(result.problems)
                 tally.leftovers += bool(result.leftovers)
@@ -406,12 +412,12 @@ def stress(commands: list[str], kills: int, seed: int, fx: Fixture, work: Path, 
 
 
 def format_table(tallies: dict[str, Tally]) -> str:
-    """Markdown table: per command its typical run time (s), kills, outcomes, kills leaving temporary files,
-    failures."""
-    lines = ["| command | unkilled run (s) | kills | " + " | ".join(OUTCOMES) + " | left temp files | failures |",
-             "|---|---:|---:|" + "---:|" * (len(OUTCOMES) + 2)]
+    """Markdown table: per command its typical run time (s), kills, runs that exited first, outcomes (of both),
+    runs leaving temporary files, failures."""
+    lines = ["| command | unkilled run (s) | kills | exited first | " + " | ".join(OUTCOMES)
+             + " | left temp files | failures |", "|---|---:|---:|---:|" + "---:|" * (len(OUTCOMES) + 2)]
     for command, t in tallies.items():
-        lines.append(f"| {command} | {t.typical_s:.1f} | {t.kills} | "
+        lines.append(f"| {command} | {t.typical_s:.1f} | {t.kills} | {t.exited} | "
                      + " | ".join(str(t.outcomes[o]) for o in OUTCOMES) + f" | {t.leftovers} | {t.failures} |")
     return "\n".join(lines)
 
@@ -447,7 +453,8 @@ def main(argv: list[str] | None = None) -> int:
     fx = make_fixture(work)
     started = time.time()
     tallies = stress(commands, args.kills, args.seed, fx, work, args.keep)
-    print(f"\n{sum(t.kills for t in tallies.values())} kills, seed {args.seed}, {time.time() - started:.0f} s\n")
+    print(f"\n{sum(t.kills for t in tallies.values())} kills ({sum(t.exited for t in tallies.values())} more runs "
+          f"exited before their kill), seed {args.seed}, {time.time() - started:.0f} s\n")
     print(format_table(tallies))
     failed = sum(t.failures for t in tallies.values())
     if failed:

@@ -85,7 +85,7 @@ def test_export_latency_compares_two_models_in_one_interleaved_run(tmp_path, cap
 
 def test_int8_layer_error_measures_the_model_convert_ships(tmp_path, capsys):
     """The ``full`` row of benchmarks/int8_layer_error.py equals the verification of the artifact that
-    ``convert`` writes (same calibration, same quantiser), and the single-layer table has one row per layer."""
+    ``convert`` writes (same calibration, same quantiser), and the single-layer table has its --top rows."""
     from test_export import make_bundle, write_images
 
     from bbe_mobile.export.convert import ExportOptions, export_artifact

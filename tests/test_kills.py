@@ -56,7 +56,7 @@ def test_the_checks_fail_on_half_written_outputs(tmp_path):
 def test_convert_killed_while_writing_leaves_nothing_or_a_verified_artifact(fx, tmp_path, target):
     out = tmp_path / "out"
     # the 2nd change of the output directory: the artifact is at its temporary path, its report being written
-    result, _ = stress.kill_and_check(f"convert-{target}", fx, out, 300, stress.directory_changes([out], 2))
+    result, _, _ = stress.kill_and_check(f"convert-{target}", fx, out, 300, stress.directory_changes([out], 2))
     _assert_clean(result, {"nothing", "complete"})
 
 
@@ -67,7 +67,7 @@ def test_train_killed_while_saving_resumes_from_its_newest_intact_checkpoint(fx,
     rerun says it resumes from the newest intact checkpoint, and every snapshot loads, before and after it."""
     out = tmp_path / "run"
     changes = 1 if watch == "snapshots" else 2  # the first snapshot's directory appears; a checkpoint's files do
-    result, _ = stress.kill_and_check("train", fx, out, 300, stress.directory_changes([out / watch], changes))
+    result, _, _ = stress.kill_and_check("train", fx, out, 300, stress.directory_changes([out / watch], changes))
     _assert_clean(result, {"nothing", "resumed"})
     if watch == "snapshots":
         assert result.note == "rerun from step 4"
@@ -77,5 +77,26 @@ def test_train_killed_while_saving_resumes_from_its_newest_intact_checkpoint(fx,
 @pytest.mark.parametrize(("command", "write"), [("predict", 5), ("eval", 2)])
 def test_predict_and_eval_killed_while_writing_leave_complete_files(fx, tmp_path, command, write):
     out = tmp_path / "out"
-    result, _ = stress.kill_and_check(command, fx, out, 300, stress.directory_changes([out], write))
+    result, _, _ = stress.kill_and_check(command, fx, out, 300, stress.directory_changes([out], write))
     _assert_clean(result, {"nothing", "partial", "complete"})
+
+
+def test_runs_that_exit_before_their_kill_do_not_count_as_kills(tmp_path, monkeypatch):
+    """``--kills N`` means N real kills per command: a run that ends before its kill comes is counted apart
+    ("exited first") and another run is made, up to 3 x N runs."""
+    monkeypatch.setattr(stress, "measure", lambda command, fx, work: 1.0)
+    killed_runs = {"eval": [False, True, False, False, True], "predict": [False] * 20}
+    calls = {c: 0 for c in killed_runs}
+
+    def fake_kill_once(command, fx, work, index, typical, rng, keep=False):
+        assert index == calls[command]
+        killed = killed_runs[command][index]
+        calls[command] += 1
+        return stress.Check("complete" if not killed else "nothing"), "run", killed
+
+    monkeypatch.setattr(stress, "kill_once", fake_kill_once)
+    tallies = stress.stress(["eval", "predict"], 2, 0, None, tmp_path, say=lambda *a, **k: None)
+    assert (tallies["eval"].kills, tallies["eval"].exited, calls["eval"]) == (2, 3, 5)
+    assert (tallies["predict"].kills, tallies["predict"].exited, calls["predict"]) == (0, 6, 6)  # capped at 3 x 2
+    assert tallies["eval"].outcomes["complete"] == 3 and tallies["eval"].outcomes["nothing"] == 2
+    assert "| eval | 1.0 | 2 | 3 |" in stress.format_table(tallies)
