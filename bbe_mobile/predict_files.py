@@ -1,13 +1,14 @@
 """Writing ``predict`` outputs: an overlay PNG and a JSON of instances per image, atomically."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 
 from bbe_mobile.evaluate import encode_rle
 from bbe_mobile.predictor import Prediction
-from bbe_mobile.utils.atomic import atomic_path, write_json
+from bbe_mobile.utils.atomic import atomic_path
 from bbe_mobile.visualize import overlay
 
 
@@ -20,12 +21,16 @@ def prediction_json(path: str, prediction: Prediction) -> dict:
 
 
 def write_prediction(out_dir: str, path: str, image: np.ndarray, prediction: Prediction) -> tuple[Path, Path]:
-    """Write ``out_dir/STEM.png`` and ``out_dir/STEM.json``; returns their paths."""
+    """Write ``out_dir/STEM.png`` and ``out_dir/STEM.json``; returns their paths. Both are written whole to hidden
+    temporary files first and renamed into place back to back (PNG, then JSON), so a kill leaves the pair, nothing,
+    or (only between the two renames) the PNG alone."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     stem = Path(path).stem
     png, js = out / f"{stem}.png", out / f"{stem}.json"
-    with atomic_path(png) as tmp:
-        overlay(image, prediction).save(tmp, format="PNG")
-    write_json(str(js), prediction_json(path, prediction))
+    text = json.dumps(prediction_json(path, prediction))
+    with atomic_path(js) as js_tmp:
+        with atomic_path(png) as png_tmp:
+            overlay(image, prediction).save(png_tmp, format="PNG")
+            js_tmp.write_text(text)
     return png, js

@@ -112,3 +112,20 @@ def test_int8_layer_error_measures_the_model_convert_ships(tmp_path, capsys):
     expected = ["-" if v is None else f"{v:.4f}"
                 for v in (m["prob_mean_abs"], m["offsets_mean_abs"], m["mask_iou"], m["instance_iou"])]
     assert [c.strip() for c in full[:4]] == expected
+
+
+def test_choose_threshold_regroups_one_set_of_maps_per_value(tiny_bundle, capsys, monkeypatch):
+    """benchmarks/choose_t_iou.py --param t_nms: one row per value, the best one named; the model runs once per
+    image, not once per value."""
+    need(COCO / "instances_person_train.json")
+    bench = load_benchmark("choose_t_iou")
+    calls = []
+    forward = bench.Predictor.forward
+    monkeypatch.setattr(bench.Predictor, "forward", lambda self, image: calls.append(1) or forward(self, image))
+    bench.main(["--model", str(tiny_bundle), "--size", "64", "--param", "t_nms", "--values", "0.3,0.5"])
+    lines = capsys.readouterr().out.splitlines()
+    images = int(lines[0].split()[0])
+    assert lines[1].split() == ["t_nms", "AP", "AP50", "AR100"]
+    assert [line.split()[0] for line in lines[2:4]] == ["0.30", "0.50"]
+    assert lines[4].startswith("best t_nms ")
+    assert len(calls) == images > 0
