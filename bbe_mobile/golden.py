@@ -16,7 +16,7 @@ import numpy as np
 
 from bbe_mobile.boxes import anchor_centers, decode_boxes, encode_boxes, pairwise_iou
 from bbe_mobile.grouper import GrouperConfig, Instances, boxes_to_image, find_peaks, group, labels_to_image, nms
-from bbe_mobile.utils.json_files import JsonFileError, read_json_object
+from bbe_mobile.utils.json_files import JsonFileError, read_json_object, show_value
 
 MIN_MARGIN = 1e-4
 BENCH_SIZES = (65, 129, 257)
@@ -273,19 +273,19 @@ def read_golden_index(directory: str | Path) -> list[str]:
     path = Path(directory) / "index.json"
     cases = _golden_json(path).get("cases")
     if not isinstance(cases, list) or not all(isinstance(n, str) and _is_plain_name(n) for n in cases):
-        raise GoldenFormatError(f"{path}: cases: must be a list of case names, got {str(cases)[:60]}")
+        raise GoldenFormatError(f"{path}: cases: must be a list of case names, got {show_value(cases)}")
     return cases
 
 
 def _is_plain_name(name: str) -> bool:
-    """A file name inside the golden directory (no separators, not empty, not '.' or '..')."""
-    return bool(name) and name not in (".", "..") and not any(c in name for c in "/\\\0")
+    """A file name inside the golden directory (not empty, not '.' or '..', no separators or control characters)."""
+    return bool(name) and name not in (".", "..") and not any(c in "/\\" or c < " " for c in name)
 
 
 def _golden_array(directory: Path, source: Path, doc: dict, key: str, dtype: str, shape: tuple[int, ...]):
     name = doc.get(key)
     if not isinstance(name, str) or not _is_plain_name(name):
-        raise GoldenFormatError(f"{source}: {key}: must be a file name in {directory}, got {str(name)[:60]}")
+        raise GoldenFormatError(f"{source}: {key}: must be a file name in {directory}, got {show_value(name)}")
     path = directory / name
     expected = int(np.prod(shape)) * 4
     size = path.stat().st_size if path.is_file() else None
@@ -303,10 +303,10 @@ def read_golden_doc(directory: str | Path, name: str) -> dict:
         value = doc.get(key)
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_GOLDEN_SIDE:
             raise GoldenFormatError(f"{source}: {key}: must be an integer in 0..{MAX_GOLDEN_SIDE}, got "
-                                    f"{str(value)[:40]}")
+                                    f"{show_value(value)}")
     stride = doc.get("stride")
     if isinstance(stride, bool) or not isinstance(stride, (int, float)) or not 0 < stride < 1e6:
-        raise GoldenFormatError(f"{source}: stride: must be a positive number, got {str(stride)[:40]}")
+        raise GoldenFormatError(f"{source}: stride: must be a positive number, got {show_value(stride)}")
     try:
         if not isinstance(doc.get("config"), dict):
             raise TypeError("must be an object")

@@ -22,8 +22,9 @@ def prediction_json(path: str, prediction: Prediction) -> dict:
 
 def write_prediction(out_dir: str, path: str, image: np.ndarray, prediction: Prediction) -> tuple[Path, Path]:
     """Write ``out_dir/STEM.png`` and ``out_dir/STEM.json``; returns their paths. Both are written whole to hidden
-    temporary files first and renamed into place back to back (PNG, then JSON), so a kill leaves the pair, nothing,
-    or (only between the two renames) the PNG alone."""
+    temporary files first and renamed into place back to back, PNG first: the JSON is the record, so ``STEM.json``
+    exists only beside its complete ``STEM.png``. A kill between the two renames leaves a complete overlay without
+    its JSON, which readers skip and the next run replaces."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     stem = Path(path).stem

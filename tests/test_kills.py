@@ -26,7 +26,8 @@ def _assert_clean(result, outcomes):
 
 
 def test_the_checks_fail_on_half_written_outputs(tmp_path):
-    """A truncated PNG, a JSON cut short, a PNG without its JSON and a half-written snapshot are failures."""
+    """A truncated PNG, a JSON cut short, a JSON without its PNG, two PNGs without their JSON (one may: the
+    kill fell between the renames of the image being written) and a half-written snapshot are failures."""
     from PIL import Image
 
     fx = stress.Fixture(tmp_path, COCO, tmp_path / "b", tmp_path, tmp_path, ("a.jpg", "b.jpg"), 1)
@@ -36,8 +37,13 @@ def test_the_checks_fail_on_half_written_outputs(tmp_path):
     (out / "a.png").write_bytes((out / "a.png").read_bytes()[:40])
     (out / "a.json").write_text(json.dumps({"image": "a.jpg", "height": 1, "width": 1, "instances": []})[:20])
     Image.new("RGB", (8, 8)).save(out / "b.png")
+    one_unrecorded = stress.check_predict(out, fx)
+    assert [p.split(":")[0].split(" ")[0] for p in one_unrecorded.problems] == ["a.json", "a.png"]
+    assert one_unrecorded.note == "b.png without its JSON"
+    Image.new("RGB", (8, 8)).save(out / "c.png")
+    (out / "d.json").write_text(json.dumps({"image": "d.jpg", "height": 1, "width": 1, "instances": []}))
     problems = stress.check_predict(out, fx).problems
-    assert [p.split(":")[0].split(" ")[0] for p in problems] == ["a.json", "a.png", "b"], problems
+    assert [p.split(":")[0].split(" ")[0] for p in problems] == ["a.json", "a.png", "d", "2"], problems
     evaluation = tmp_path / "eval"
     evaluation.mkdir()
     (evaluation / "metrics.json").write_text('{"person_iou": 0.5, "ima')

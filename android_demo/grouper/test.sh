@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the Kotlin grouper and its JUnit 4 tests with Debian's kotlinc (installing kotlin and junit4 with
-# apt-get when absent) and runs them against tests/golden. Exit status non-zero on any failure.
+# apt-get when absent) and runs them against tests/golden (and the readers on mutated files: see
+# tests/fuzz_corpus.sh). Exit status non-zero on any failure.
 # Usage: bash android_demo/grouper/test.sh [TestClass ...]   (from any directory)
 set -euo pipefail
 
@@ -13,6 +14,9 @@ REPO="$(cd "$HERE/../.." && pwd)"
 # shellcheck source=kotlinc-build.sh
 source "$HERE/kotlinc-build.sh"
 bbe_kotlin_build test
+# shellcheck source=../../tests/fuzz_corpus.sh
+source "$REPO/tests/fuzz_corpus.sh"
+bbe_fuzz_corpus
 
 if [ "$#" -gt 0 ]; then
     classes=("$@")
@@ -25,5 +29,5 @@ if [ "${#classes[@]}" -eq 0 ]; then
     echo "no test classes found in $TEST_CLASSES" >&2
     exit 1
 fi
-exec java -Dbbe.golden.dir="${BBE_GOLDEN_DIR:-$REPO/tests/golden}" \
+java -Dbbe.golden.dir="${BBE_GOLDEN_DIR:-$REPO/tests/golden}" -Dbbe.fuzz.corpus="${BBE_FUZZ_CORPUS:-}" \
     -cp "$MAIN_CLASSES:$TEST_CLASSES:$JUNIT_CP:$KOTLIN_STDLIB" org.junit.runner.JUnitCore "${classes[@]}"

@@ -82,7 +82,7 @@ def parse_metadata(text: str | bytes | None, source: str) -> dict:
         raise ArtifactError(f"{source} carries no '{METADATA_KEY}' metadata (was it written by bbe-mobile convert?)")
     try:
         doc = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: nested too deep
         raise ArtifactError(f"{source}: '{METADATA_KEY}' metadata is not JSON ({exc})") from None
     if not isinstance(doc, dict):
         raise ArtifactError(f"{source}: '{METADATA_KEY}' metadata is not a JSON object")

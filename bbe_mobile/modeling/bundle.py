@@ -14,7 +14,7 @@ from pathlib import Path
 from bbe_mobile.grouper import GrouperConfig
 from bbe_mobile.modeling.network import ModelConfig
 from bbe_mobile.utils.atomic import atomic_path
-from bbe_mobile.utils.json_files import JsonFileError, read_json_object
+from bbe_mobile.utils.json_files import JsonFileError, read_json_object, show_value
 from bbe_mobile.utils.paths import DEFAULT_MODEL
 
 MODEL_FILE = "model.keras"
@@ -80,15 +80,15 @@ def read_bundle_config(config_file: Path) -> tuple[dict, ModelConfig, GrouperCon
         raise ModelError(f"bad model config {exc}") from None
     size = meta.get("input_size")
     if isinstance(size, bool) or not isinstance(size, int) or not 16 <= size <= 4096 or size % 16:
-        raise bad("input_size", f"must be a multiple of 16 in 16..4096, got {str(size)[:40]}")
+        raise bad("input_size", f"must be a multiple of 16 in 16..4096, got {show_value(size)}")
     for key, kind in (("name", str), ("info", dict)):
         if key in meta and not isinstance(meta[key], kind):
-            raise bad(key, f"must be a {'string' if kind is str else 'JSON object'}, got {str(meta[key])[:40]}")
+            raise bad(key, f"must be a {'string' if kind is str else 'JSON object'}, got {show_value(meta[key])}")
 
     def checked(key: str, make, default):
         fields = meta.get(key, default)
         if not isinstance(fields, dict):
-            raise bad(key, f"must be a JSON object, got {str(fields)[:40]}")
+            raise bad(key, f"must be a JSON object, got {show_value(fields)}")
         try:
             value = make(**fields)
             value.validate()

@@ -13,6 +13,8 @@ from __future__ import annotations
 import math
 from pathlib import PurePosixPath, PureWindowsPath
 
+from bbe_mobile.utils.json_files import show_value
+
 MAX_SIDE = 32768  # pixels; a 200 MP phone photo is 16,320 wide
 COORD_MARGIN = 2  # polygon coordinates within [-2, 3] x the image side
 MAX_POLYGON_POINTS = 100_000
@@ -28,7 +30,7 @@ def _fail(source: str, field: str, problem: str) -> CocoFormatError:
 
 def _int(value, source: str, field: str, low: int | None = None, high: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise _fail(source, field, f"must be an integer, got {_show(value)}")
+        raise _fail(source, field, f"must be an integer, got {show_value(value)}")
     if (low is not None and value < low) or (high is not None and value > high):
         raise _fail(source, field, f"must be in {low}..{high}, got {value}")
     return value
@@ -36,19 +38,19 @@ def _int(value, source: str, field: str, low: int | None = None, high: int | Non
 
 def _number(value, source: str, field: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise _fail(source, field, f"must be a finite number, got {_show(value)}")
+        raise _fail(source, field, f"must be a finite number, got {show_value(value)}")
     return float(value)
 
 
 def _list(value, source: str, field: str) -> list:
     if not isinstance(value, list):
-        raise _fail(source, field, f"must be a list, got {_show(value)}")
+        raise _fail(source, field, f"must be a list, got {show_value(value)}")
     return value
 
 
 def _object(value, source: str, field: str) -> dict:
     if not isinstance(value, dict):
-        raise _fail(source, field, f"must be an object, got {_show(value)}")
+        raise _fail(source, field, f"must be an object, got {show_value(value)}")
     return value
 
 
@@ -56,12 +58,6 @@ def _get(entry: dict, key: str, source: str, field: str):
     if key not in entry:
         raise _fail(source, field, f"lacks key '{key}'")
     return entry[key]
-
-
-def _show(value) -> str:
-    """A short, one-line picture of a value for an error message."""
-    text = repr(value).replace("\n", " ")
-    return f"{type(value).__name__} {text[:40]}{'...' if len(text) > 40 else ''}"
 
 
 def rle_string_counts(counts: str, limit: int) -> list[int]:
@@ -135,8 +131,8 @@ def check_coco(doc, source: str) -> None:
         if image_id in images:
             raise _fail(source, f"{field}.id", f"{image_id} appears twice")
         name = _get(image, "file_name", source, field)
-        if not isinstance(name, str) or not name or "\0" in name:
-            raise _fail(source, f"{field}.file_name", f"must be a file name, got {_show(name)}")
+        if not isinstance(name, str) or not name or any(c < " " for c in name):  # control characters: not a name
+            raise _fail(source, f"{field}.file_name", f"must be a file name, got {show_value(name)}")
         if any(p.is_absolute() or ".." in p.parts for p in (PurePosixPath(name), PureWindowsPath(name))):
             raise _fail(source, f"{field}.file_name", f"{name!r} leaves the images directory")
         images[image_id] = tuple(_int(_get(image, key, source, field), source, f"{field}.{key}", 1, MAX_SIDE)
@@ -147,7 +143,7 @@ def check_coco(doc, source: str) -> None:
         _object(category, source, field)
         categories.add(_int(_get(category, "id", source, field), source, f"{field}.id"))
         if not isinstance(_get(category, "name", source, field), str):
-            raise _fail(source, f"{field}.name", f"must be a string, got {_show(category['name'])}")
+            raise _fail(source, f"{field}.name", f"must be a string, got {show_value(category['name'])}")
     annotation_ids = set()
     for k, ann in enumerate(_list(_get(doc, "annotations", source, "document"), source, "annotations")):
         field = f"annotations[{k}]"
@@ -162,7 +158,7 @@ def check_coco(doc, source: str) -> None:
         if _int(_get(ann, "category_id", source, field), source, f"{field}.category_id") not in categories:
             raise _fail(source, f"{field}.category_id", f"no category has id {ann['category_id']}")
         if ann.get("iscrowd", 0) not in (0, 1) or isinstance(ann.get("iscrowd", 0), float):
-            raise _fail(source, f"{field}.iscrowd", f"must be 0 or 1, got {_show(ann['iscrowd'])}")
+            raise _fail(source, f"{field}.iscrowd", f"must be 0 or 1, got {show_value(ann['iscrowd'])}")
         if _number(_get(ann, "area", source, field), source, f"{field}.area") < 0:
             raise _fail(source, f"{field}.area", f"must not be negative, got {ann['area']}")
         bbox = _list(_get(ann, "bbox", source, field), source, f"{field}.bbox")

@@ -7,6 +7,13 @@ import os
 from pathlib import Path
 
 
+def show_value(value) -> str:
+    """A short, one-line picture of an untrusted value for an error message: its type and its repr, cut at 40
+    characters (line breaks escaped)."""
+    text = repr(value).replace("\n", " ")
+    return f"{type(value).__name__} {text[:40]}{'...' if len(text) > 40 else ''}"
+
+
 class JsonFileError(ValueError):
     """A file that does not hold a JSON object; the message starts with the path."""
 

@@ -57,7 +57,7 @@ public struct GoldenCase: Sendable {
         guard let cases = object["cases"] as? [String] else {
             throw GoldenError("\(directory.path)/index.json has no \"cases\" list of strings")
         }
-        return cases
+        return try cases.map { try plainName($0, "\(directory.path)/index.json cases") }
     }
 
     /// Every case of `index.json`, in order.
@@ -66,7 +66,17 @@ public struct GoldenCase: Sendable {
     }
 
     /// Reads case `name` from `directory`.
+    ///
+    /// - Throws: ``GoldenError`` naming the file (and the key) for every problem, including bad metadata keys.
     public init(name: String, directory: URL) throws {
+        do {
+            try self.init(parsing: name, directory: directory)
+        } catch let error as BBEGrouperError {
+            throw GoldenError("\(directory.appendingPathComponent("\(name).json").path): \(error.description)")
+        }
+    }
+
+    private init(parsing name: String, directory: URL) throws {
         let doc = try GoldenCase.readJSON(directory.appendingPathComponent("\(name).json"))
         let m = MetadataReader(doc)
         self.name = name
@@ -84,7 +94,7 @@ public struct GoldenCase: Sendable {
             guard let v = ($0 as? NSNumber)?.doubleValue ?? ($0 as? Double) else { throw GoldenError("\(name).json: bad score") }
             return v
         }
-        let cells = height * width
+        let cells = try GoldenCase.cellCount(height, width, "\(name).json")
         prob = try GoldenCase.readRaw(directory, (doc["prob_file"] as? String) ?? "\(name).prob.f32", count: cells, as: Float.self)
         offsets = try GoldenCase.readRaw(directory, (doc["offsets_file"] as? String) ?? "\(name).offsets.f32",
                                          count: cells * 4, as: Float.self)
@@ -94,11 +104,32 @@ public struct GoldenCase: Sendable {
             let im = MetadataReader(block)
             let h0 = try im.int("height"), w0 = try im.int("width")
             image = Image(height: h0, width: w0, scale: try im.double("scale"),
-                          labels: try GoldenCase.readRaw(directory, try im.string("labels_file"), count: h0 * w0, as: Int32.self),
+                          labels: try GoldenCase.readRaw(directory, try im.string("labels_file"), count: try GoldenCase.cellCount(h0, w0, "\(name).json image"), as: Int32.self),
                           boxes: try GoldenCase.matrix(block["boxes"], "\(name).json image.boxes"))
         } else {
             image = nil
         }
+    }
+
+    /// Largest height or width of a case, in cells (`MAX_GOLDEN_SIDE` of `bbe_mobile/golden.py`; 0 is allowed).
+    public static let maxSide = 4096
+
+    /// `height * width` for sizes in `0...maxSide`.
+    static func cellCount(_ height: Int, _ width: Int, _ what: String) throws -> Int {
+        guard (0...maxSide).contains(height), (0...maxSide).contains(width) else {
+            throw GoldenError("\(what): height \(height) x width \(width) must both be integers in 0...\(maxSide)")
+        }
+        return height * width
+    }
+
+    /// `name` if it names a file inside the golden directory (not empty, not `.` or `..`, no separators or control
+    /// characters).
+    static func plainName(_ name: String, _ what: String) throws -> String {
+        let bad = name.unicodeScalars.contains { $0 == "/" || $0 == "\\" || $0.value < 0x20 }
+        guard !name.isEmpty, name != ".", name != "..", !bad else {
+            throw GoldenError("\(what): \(name.debugDescription) is not a file name inside the golden directory")
+        }
+        return name
     }
 
     static func readJSON(_ url: URL) throws -> [String: Any] {
@@ -108,16 +139,23 @@ public struct GoldenCase: Sendable {
         } catch {
             throw GoldenError("cannot read \(url.path): \(error.localizedDescription)")
         }
-        guard let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+        let parsed: Any
+        do {
+            parsed = try JSONSerialization.jsonObject(with: data)
+        } catch {
+            throw GoldenError("\(url.path) is not valid JSON (\(error.localizedDescription))")
+        }
+        guard let object = parsed as? [String: Any] else {
             throw GoldenError("\(url.path) is not a JSON object")
         }
         return object
     }
 
+    /// Boxes: a list of rows of 4 numbers.
     static func matrix(_ raw: Any?, _ what: String) throws -> [[Double]] {
         guard let rows = raw as? [Any] else { throw GoldenError("\(what): not a list") }
         return try rows.map { row in
-            guard let values = row as? [Any] else { throw GoldenError("\(what): not a list of lists") }
+            guard let values = row as? [Any], values.count == 4 else { throw GoldenError("\(what): not a list of 4-number boxes") }
             return try values.map {
                 guard let v = ($0 as? NSNumber)?.doubleValue ?? ($0 as? Double) else { throw GoldenError("\(what): not a number") }
                 return v
@@ -139,7 +177,7 @@ public struct GoldenCase: Sendable {
     }
 
     static func rawData(_ directory: URL, _ file: String, bytes: Int) throws -> Data {
-        let url = directory.appendingPathComponent(file)
+        let url = directory.appendingPathComponent(try plainName(file, "\(directory.path) data file"))
         let data: Data
         do {
             data = try Data(contentsOf: url)

@@ -66,7 +66,7 @@ public struct BBEModelMetadata: Equatable, Sendable {
         format = try m.string("format")
         guard format == BBEModelMetadata.supportedFormat else {
             throw BBEGrouperError.badMetadata(
-                "key \"format\" is \"\(format)\", this reader supports \"\(BBEModelMetadata.supportedFormat)\"")
+                "key \"format\" is \(format.debugDescription), this reader supports \"\(BBEModelMetadata.supportedFormat)\"")
         }
         inputSize = try m.int("input_size")
         guard inputSize > 0 else { throw BBEGrouperError.badMetadata("key \"input_size\" must be > 0, got \(inputSize)") }
@@ -85,12 +85,12 @@ public struct BBEModelMetadata: Equatable, Sendable {
         offsetsOutput = try m.string("offsets_output")
         let activation = try m.string("prob_activation")
         guard let parsed = ProbActivation(rawValue: activation) else {
-            throw BBEGrouperError.badMetadata("key \"prob_activation\" must be \"none\" or \"sigmoid\", got \"\(activation)\"")
+            throw BBEGrouperError.badMetadata("key \"prob_activation\" must be \"none\" or \"sigmoid\", got \(activation.debugDescription)")
         }
         probActivation = parsed
         outputLayout = try m.string("output_layout")
         guard outputLayout == "NHWC" else {
-            throw BBEGrouperError.badMetadata("key \"output_layout\" must be \"NHWC\", got \"\(outputLayout)\"")
+            throw BBEGrouperError.badMetadata("key \"output_layout\" must be \"NHWC\", got \(outputLayout.debugDescription)")
         }
         modelName = try m.string("model_name")
         modelVersion = try m.string("model_version")

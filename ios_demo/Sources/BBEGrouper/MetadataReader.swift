@@ -50,7 +50,7 @@ public struct MetadataReader {
         if let number = MetadataReader.number(raw) {
             return number
         }
-        throw BBEGrouperError.badMetadata("key \"\(key)\" must be a number, got \(raw)")
+        throw BBEGrouperError.badMetadata("key \"\(key)\" must be a number, got \(MetadataReader.show(raw))")
     }
 
     /// An integral number as `Int` (`20` and `20.0` are accepted, `20.5` is not).
@@ -59,14 +59,14 @@ public struct MetadataReader {
         if let d = MetadataReader.number(raw), d.isFinite, d.rounded() == d, abs(d) < 1e15 {
             return Int(d)
         }
-        throw BBEGrouperError.badMetadata("key \"\(key)\" must be an integer, got \(raw)")
+        throw BBEGrouperError.badMetadata("key \"\(key)\" must be an integer, got \(MetadataReader.show(raw))")
     }
 
     /// A string.
     public func string(_ key: String) throws -> String {
         let raw = try value(key)
         guard let s = raw as? String else {
-            throw BBEGrouperError.badMetadata("key \"\(key)\" must be a string, got \(raw)")
+            throw BBEGrouperError.badMetadata("key \"\(key)\" must be a string, got \(MetadataReader.show(raw))")
         }
         return s
     }
@@ -75,11 +75,11 @@ public struct MetadataReader {
     public func doubles(_ key: String) throws -> [Double] {
         let raw = try value(key)
         guard let array = raw as? [Any] else {
-            throw BBEGrouperError.badMetadata("key \"\(key)\" must be an array of numbers, got \(raw)")
+            throw BBEGrouperError.badMetadata("key \"\(key)\" must be an array of numbers, got \(MetadataReader.show(raw))")
         }
         return try array.map { element in
             guard let d = MetadataReader.number(element) else {
-                throw BBEGrouperError.badMetadata("key \"\(key)\" must be an array of numbers, got \(raw)")
+                throw BBEGrouperError.badMetadata("key \"\(key)\" must be an array of numbers, got \(MetadataReader.show(raw))")
             }
             return d
         }
@@ -89,6 +89,17 @@ public struct MetadataReader {
     public func optionalDoubles(_ key: String) throws -> [Double]? {
         _ = try value(key)
         return isNull(key) ? nil : try doubles(key)
+    }
+
+    /// A one-line description of a JSON value for error messages: strings quoted and escaped, containers named.
+    static func show(_ raw: Any) -> String {
+        switch raw {
+        case let s as String: return s.debugDescription
+        case is [Any]: return "an array"
+        case is [String: Any]: return "an object"
+        case is NSNull: return "null"
+        default: return "\(raw)".split(whereSeparator: \.isNewline).joined(separator: " ")
+        }
     }
 
     static func number(_ raw: Any) -> Double? {

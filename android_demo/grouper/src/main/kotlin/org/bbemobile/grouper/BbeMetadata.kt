@@ -57,7 +57,7 @@ data class BbeMetadata(
         fun fromMap(obj: Map<String, Any?>): BbeMetadata {
             val r = JsonFields(obj, "bbe metadata")
             val format = r.string("format")
-            require(format == FORMAT) { "bbe metadata format must be \"$FORMAT\", got \"$format\"" }
+            require(format == FORMAT) { "bbe metadata format must be \"$FORMAT\", got ${BenchReport.quote(format)}" }
             val inputSize = r.int("input_size")
             require(inputSize > 0) { "bbe metadata input_size must be > 0, got $inputSize" }
             val range = r.doubles("input_range")
@@ -72,7 +72,7 @@ data class BbeMetadata(
             }
             val dtype = r.string("input_dtype")
             require(dtype == "float32" || dtype == "uint8" || dtype == "int8") {
-                "bbe metadata input_dtype must be float32, uint8 or int8, got \"$dtype\""
+                "bbe metadata input_dtype must be float32, uint8 or int8, got ${BenchReport.quote(dtype)}"
             }
             val stride = r.double("stride")
             require(!stride.isNaN() && !stride.isInfinite() && stride > 0.0) {
@@ -80,7 +80,7 @@ data class BbeMetadata(
             }
             val activation = r.string("prob_activation")
             require(activation == "none" || activation == "sigmoid") {
-                "bbe metadata prob_activation must be \"none\" or \"sigmoid\", got \"$activation\""
+                "bbe metadata prob_activation must be \"none\" or \"sigmoid\", got ${BenchReport.quote(activation)}"
             }
             return BbeMetadata(
                 format = format,

@@ -37,7 +37,7 @@ class GoldenCase(
         /** Case names listed by `index.json`, read through [open] (file name -> bytes). */
         @JvmStatic
         fun index(open: (String) -> ByteArray): List<String> {
-            val doc = JsonFields(MiniJson.parseObject(String(open("index.json"), Charsets.UTF_8), "index.json"), "index.json")
+            val doc = JsonFields(MiniJson.parseObject(String(read(open, "index.json"), Charsets.UTF_8), "index.json"), "index.json")
             return doc.list("cases").map { it as? String ?: throw IllegalArgumentException("index.json: case names must be strings") }
         }
 
@@ -53,10 +53,10 @@ class GoldenCase(
         @JvmStatic
         fun load(name: String, open: (String) -> ByteArray): GoldenCase {
             val what = "$name.json"
-            val r = JsonFields(MiniJson.parseObject(String(open(what), Charsets.UTF_8), what), what)
+            val r = JsonFields(MiniJson.parseObject(String(read(open, what), Charsets.UTF_8), what), what)
             val h = r.int("height")
             val w = r.int("width")
-            val n = h * w
+            val n = cellCount(h, w, what)
             val c = r.objectOrNull("config") ?: throw IllegalArgumentException("$what is missing required key \"config\"")
             val boxes = flatBoxes(r.list("boxes"), what)
             val people = if (r.has("bench_people") && r.raw("bench_people") != null) r.int("bench_people") else null
@@ -66,7 +66,7 @@ class GoldenCase(
                 val w0 = ir.int("width")
                 GoldenImage(
                     h0, w0, ir.double("scale"),
-                    ints(open(ir.string("labels_file")), h0 * w0, ir.string("labels_file")),
+                    ints(read(open, ir.string("labels_file")), cellCount(h0, w0, "$what image"), ir.string("labels_file")),
                     flatBoxes(ir.list("boxes"), what)
                 )
             }
@@ -76,9 +76,9 @@ class GoldenCase(
                 width = w,
                 stride = r.double("stride"),
                 config = GrouperConfig.fromMetadata(c),
-                prob = floats(open(r.string("prob_file")), n, r.string("prob_file")),
-                offsets = floats(open(r.string("offsets_file")), 4 * n, r.string("offsets_file")),
-                labels = ints(open(r.string("labels_file")), n, r.string("labels_file")),
+                prob = floats(read(open, r.string("prob_file")), n, r.string("prob_file")),
+                offsets = floats(read(open, r.string("offsets_file")), 4 * n, r.string("offsets_file")),
+                labels = ints(read(open, r.string("labels_file")), n, r.string("labels_file")),
                 boxes = boxes,
                 scores = floatsOf(r.doubles("scores")),
                 tolerance = r.double("tolerance"),
@@ -102,6 +102,32 @@ class GoldenCase(
                 d = d.parentFile
             }
             return null
+        }
+
+        /** Largest height or width of a case, in cells (`MAX_GOLDEN_SIDE` of `bbe_mobile/golden.py`; 0 is allowed). */
+        const val MAX_SIDE = 4096
+
+        /**
+         * [open] of [file], which must name a file inside the golden directory (not empty, not `.` or `..`, no
+         * separators or control characters); a bad name or an I/O failure is an [IllegalArgumentException].
+         */
+        private fun read(open: (String) -> ByteArray, file: String): ByteArray {
+            require(file.isNotEmpty() && file != "." && file != ".." && file.none { it == '/' || it == '\\' || it < ' ' }) {
+                "${BenchReport.quote(file)} is not a file name inside the golden directory"
+            }
+            return try {
+                open(file)
+            } catch (e: java.io.IOException) {
+                throw IllegalArgumentException("cannot read golden file $file: ${e.message}")
+            }
+        }
+
+        /** `height * width` for sizes in `0..MAX_SIDE`. */
+        private fun cellCount(height: Int, width: Int, what: String): Int {
+            require(height in 0..MAX_SIDE && width in 0..MAX_SIDE) {
+                "$what: height $height x width $width must both be integers in 0..$MAX_SIDE"
+            }
+            return height * width
         }
 
         private fun flatBoxes(list: List<Any?>, what: String): FloatArray {

@@ -32,8 +32,12 @@ object MiniJson {
         return v as? Map<String, Any?> ?: throw IllegalArgumentException("$what must be a JSON object")
     }
 
+    /** Deepest nesting of arrays and objects accepted (the recursive parser's stack stays small). */
+    const val MAX_DEPTH = 512
+
     private class Parser(val s: String) {
         var pos = 0
+        private var depth = 0
 
         fun fail(msg: String): Nothing = throw IllegalArgumentException("$msg at offset $pos")
 
@@ -48,8 +52,8 @@ object MiniJson {
             if (pos >= s.length) fail("unexpected end of input")
             val c = s[pos]
             return when {
-                c == '{' -> obj()
-                c == '[' -> arr()
+                c == '{' -> nested { obj() }
+                c == '[' -> nested { arr() }
                 c == '"' -> str()
                 c == 't' -> literal("true", true)
                 c == 'f' -> literal("false", false)
@@ -59,6 +63,17 @@ object MiniJson {
                 c == '-' && s.startsWith("-Infinity", pos) -> literal("-Infinity", Double.NEGATIVE_INFINITY)
                 c == '-' || (c in '0'..'9') -> num()
                 else -> fail("unexpected character '$c'")
+            }
+        }
+
+        /** [parse] one level deeper; fails past [MAX_DEPTH] levels instead of overflowing the stack. */
+        private inline fun <T> nested(parse: () -> T): T {
+            if (depth >= MAX_DEPTH) fail("arrays and objects nested deeper than $MAX_DEPTH levels")
+            depth++
+            try {
+                return parse()
+            } finally {
+                depth--
             }
         }
 
@@ -249,7 +264,7 @@ class JsonFields(val obj: Map<String, Any?>, val what: String) {
 
     private fun show(v: Any?): String = when (v) {
         null -> "null"
-        is String -> "\"$v\""
+        is String -> BenchReport.quote(v)
         is Map<*, *> -> "an object"
         is List<*> -> "an array"
         else -> v.toString()

@@ -30,7 +30,7 @@ object TfliteMetadata {
             val index = r.u32Field(entry, 1)
             val bytes = if (buffers == null || index < 0 || index >= nBuffers) {
                 throw IllegalArgumentException(
-                    "not a valid TFLite model: metadata \"$name\" refers to buffer $index of $nBuffers"
+                    "not a valid TFLite model: metadata ${BenchReport.quote(name)} refers to buffer $index of $nBuffers"
                 )
             } else {
                 r.bufferBytes(r.indirect(buffers + 4 + 4 * index))
@@ -96,7 +96,7 @@ object TfliteMetadata {
         fun root(): Int {
             if (size < 8) fail("only $size bytes")
             val id = String(byteArrayOf(b.get(base + 4), b.get(base + 5), b.get(base + 6), b.get(base + 7)), Charsets.ISO_8859_1)
-            if (id != "TFL3") fail("file identifier is \"$id\", expected \"TFL3\"")
+            if (id != "TFL3") fail("file identifier is ${BenchReport.quote(id)}, expected \"TFL3\"")
             return indirect(0)
         }
 
