@@ -7,6 +7,7 @@ each snapshot (``curve_<size>.json``), so a rerun evaluates only new snapshots. 
 draws a PNG (x: images seen; y: AP multi, AP single, mean person IoU on the single images).
 
     python benchmarks/learning_curve.py runs/ab_l1 runs/ab_giou --png curve.png
+    python benchmarks/learning_curve.py runs/finetune --images-before runs/finetune=33600  # after train --init
 """
 from __future__ import annotations
 
@@ -110,7 +111,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=512, help="letterbox size, px")
     parser.add_argument("--png", default=None, help="write the chart here")
     parser.add_argument("--json", default=None, help="write every score here")
+    parser.add_argument("--images-before", action="append", default=[], metavar="RUN=IMAGES",
+                        help="images the run's starting bundle had seen (a run started with train --init), added "
+                             "to its images-seen axis; repeatable")
     args = parser.parse_args(argv)
+    try:
+        before = {Path(run): int(images) for run, images in (item.rsplit("=", 1) for item in args.images_before)}
+    except ValueError:
+        print("error: --images-before takes RUN=IMAGES (an integer)", file=sys.stderr)
+        return 1
     if not VAL.is_dir():
         print(f"error: dev data not found: {VAL}", file=sys.stderr)
         return 1
@@ -121,7 +130,9 @@ def main(argv: list[str] | None = None) -> int:
         if not snapshots:
             print(f"error: no snapshots in {run}/{SNAPSHOT_DIR} (train with --snapshot-every)", file=sys.stderr)
             return 1
-        curves[run] = [snapshot_scores(s, val, args.size) for s in snapshots]
+        offset = before.get(Path(run), 0)
+        curves[run] = [{**scores, "images_seen": scores["images_seen"] + offset}
+                       for scores in (snapshot_scores(s, val, args.size) for s in snapshots)]
     print("| run | step | images seen | AP multi (32) | AP single (300) | person IoU single | person IoU multi |")
     print("|---|---|---|---|---|---|---|")
     for run, rows in curves.items():

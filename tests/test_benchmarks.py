@@ -50,6 +50,11 @@ def test_learning_curve_scores_every_snapshot_and_caches(coco_train, tmp_path, c
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (run / "snapshots" / "step-000002" / "curve_64.json").is_file()
     assert "| run | 4 | 8 |" in capsys.readouterr().out
+    # A run started from a bundle (train --init): its axis starts at the bundle's images seen (scores cached).
+    assert curve.main([str(run), "--size", "64", "--images-before", f"{run}=100", "--json", str(scores)]) == 0
+    assert [r["images_seen"] for r in json.loads(scores.read_text())[str(run)]] == [104, 108]
+    assert curve.main([str(run), "--images-before", "100"]) == 1
+    assert "RUN=IMAGES" in capsys.readouterr().err
 
 
 @pytest.mark.slow  # converts two tiny models to TFLite fp32 + int8 and times them (~1 min)
