@@ -52,7 +52,7 @@ def draw_curve(curves: dict[str, list[dict]], path: str, size: int) -> None:
     """One line per run and series; x images seen (linear), y score 0..1 scaled to the largest value."""
     from PIL import Image, ImageDraw, ImageFont  # noqa: PLC0415
 
-    width, height, left, right, top, bottom = 900, 520, 60, 200, 40, 50
+    width, height, left, right, top, bottom = 1020, 520, 60, 320, 40, 50
     image = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(image)
     font = ImageFont.load_default()
