@@ -7,9 +7,11 @@ For each configuration (the base flags, then every ``--variant``), in interleave
   cached batch;
 - **whole run**: images/s of the same step fed by the real pipeline, as ``train`` runs it (the pipeline and
   the model share the cores);
-- **split**: forward and forward+backward time of the network cut after the backbone, the ASPP, the decoder
-  and the heads, and with the loss; each stage's share is the difference of successive cuts (backward = the
-  extra time of the backward pass).
+- **split**: forward time of the network cut after the backbone, the ASPP, the decoder and the heads, and with
+  the loss (a stage's share: the difference of successive cuts); backward time of the whole network and loss
+  with the gradients of the variables of a stage and every later one (the tape backpropagates only that deep; a
+  stage's share: the difference of successive sets; ``loss``: the gradient of the outputs alone); the optimiser
+  row is the full step minus the forward and the deepest backward.
 
 Prints one table per measure: median and min-max over rounds. Variants override fields of the base
 configuration, e.g. ``--variant crop=320`` ``--variant decoder_filters=96`` ``--variant freeze_blocks=4``
@@ -99,7 +101,11 @@ class Profiled:
         self.cuts = self._cuts(bbe_losses)
 
     def _cuts(self, bbe_losses):
-        """(name, forward fn, forward+backward fn) for the network cut after each stage, then with the loss."""
+        """(name, forward fn, backward fn) per stage. Forward: the network cut after the stage (after the heads:
+        with the loss), so a stage's forward is the difference of successive cuts. Backward: the whole network
+        and loss run forward, then the gradients of the trainable variables of this stage and every later one
+        (for ``loss``: of the network's outputs only); the tape backpropagates only as deep as those variables,
+        so a stage's backward is the difference of successive sets."""
         import keras  # noqa: PLC0415
         import tensorflow as tf  # noqa: PLC0415
 
@@ -110,32 +116,41 @@ class Profiled:
             "decoder": [model.get_layer("decoder_conv1_relu").output],
             "heads": list(model.outputs),
         }
-        trainable = {id(v) for v in self.trainee.backbone_vars + self.trainee.head_vars}
         image, person, offsets, weights = self.batch
-        cuts = []
-        for name, outputs in tensors.items():
-            sub = keras.Model(model.input, outputs)
-            variables = [v for v in sub.trainable_weights if id(v) in trainable]
-            cuts.append((name, sub, variables, lambda out: tf.add_n([tf.reduce_sum(o) for o in tf.nest.flatten(out)])))
         weights_g, box_w = self.train_config.giou_loss_weight, self.train_config.box_loss_weight
 
         def loss_of(out):
             semantic, box, giou = bbe_losses(out[0], out[1], person, offsets, weights)
             return tf.reduce_sum(semantic + box_w * box + weights_g * giou)
 
-        cuts.append(("loss", model, [v for v in model.trainable_weights if id(v) in trainable], loss_of))
-        made = []
-        for name, sub, variables, reduce in cuts:
-            def forward(sub=sub, reduce=reduce):
-                return reduce(sub(image, training=True))
+        def total(out):
+            return tf.add_n([tf.reduce_sum(o) for o in tf.nest.flatten(out)])
 
-            def backward(sub=sub, variables=variables, reduce=reduce):
+        forwards = [(name, keras.Model(model.input, outputs), total) for name, outputs in tensors.items()]
+        forwards.append(("loss", model, loss_of))
+        trainable = {id(v) for v in self.trainee.backbone_vars + self.trainee.head_vars}
+        order = list(tensors)
+        stage_vars = {name: [] for name in order}
+        for layer in model.layers:
+            stage = next((n for n, prefixes in STAGE_PREFIXES.items() if layer.name.startswith(prefixes)), "backbone")
+            stage_vars[stage] += [v for v in layer.trainable_weights if id(v) in trainable]
+        # Closures, not default arguments: tf.function would take a list of variables passed as an argument for
+        # tensors (their values), and the gradients of those are None (the first version of this split was).
+        def forward_fn(sub, reduce):
+            return tf.function(lambda: reduce(sub(image, training=True)))
+
+        def backward_fn(later):
+            def backward():
                 with tf.GradientTape() as tape:
-                    value = reduce(sub(image, training=True))
-                return tape.gradient(value, variables)
+                    outputs = model(image, training=True)
+                    tape.watch(outputs)
+                    value = loss_of(outputs)
+                return tape.gradient(value, later if later is not None else list(outputs))
+            return tf.function(backward)
 
-            made.append((name, tf.function(forward), tf.function(backward)))
-        return made
+        return [(name, forward_fn(sub, reduce),
+                 backward_fn([v for stage in order[k:] for v in stage_vars[stage]] if name != "loss" else None))
+                for k, (name, sub, reduce) in enumerate(forwards)]
 
     def time_model_step(self, steps: int) -> float:
         """Images/s of the full step on the cached batch (one untimed call first)."""
@@ -175,13 +190,18 @@ class Profiled:
                 samples[name][0].append(_timed(forward))
                 samples[name][1].append(_timed(backward))
             steps.append(_timed(lambda: self.step(*self.batch)))
-        split, previous = {}, (0.0, 0.0)
-        for name, (f, fb) in samples.items():
-            f, fb = statistics.median(f), statistics.median(fb)
-            split[name] = (f - previous[0], (fb - f) - (previous[1] - previous[0]))
-            previous = (f, fb)
-        split["optimizer"] = (0.0, statistics.median(steps) - previous[1])
+        forward = {name: statistics.median(f) for name, (f, _) in samples.items()}
+        backward = {name: statistics.median(b) - forward["loss"] for name, (_, b) in samples.items()}
+        names = list(samples)  # forward cuts grow and backward sets shrink along this order
+        split = {name: (forward[name] - (forward[names[k - 1]] if k else 0.0),
+                        backward[name] - (backward[names[k + 1]] if k + 1 < len(names) else 0.0))
+                 for k, name in enumerate(names)}
+        split["optimizer"] = (0.0, statistics.median(steps) - forward["loss"] - backward["backbone"])
         return split
+
+
+# Layer-name prefixes of the stages after the backbone (every other layer belongs to the backbone).
+STAGE_PREFIXES = {"aspp": ("aspp", "image_pooling"), "decoder": ("decoder",), "heads": ("person_logits", "box_offsets")}
 
 
 def _timed(fn) -> float:

@@ -26,6 +26,22 @@ def test_train_profile_prints_every_measure_for_every_variant(capsys):
         assert column in out
 
 
+@pytest.mark.slow  # builds a tiny model (~20 s)
+def test_train_profile_backward_sets_reach_every_variable():
+    """Each backward of the split returns a gradient for every variable of its set (session 6's version passed the
+    variables as a tf.function argument and got None for all of them), and the sets shrink stage by stage."""
+    need(SHARED / "data" / "coco-person-extra" / "instances_person_extra.json")
+    profile = load_benchmark("train_profile")
+    built = profile.Profiled(profile.ProfileConfig(alpha=0.35, crop=64, batch_size=2), profile.training_sets())
+    sizes = []
+    for name, _, backward in built.cuts:
+        grads = backward()
+        assert grads and all(g is not None for g in grads), name
+        sizes.append(len(grads))
+    assert [name for name, _, _ in built.cuts] == ["backbone", "aspp", "decoder", "heads", "loss"]
+    assert sizes == sorted(sizes, reverse=True) and sizes[-1] == 2  # the loss: the two outputs
+
+
 def test_train_profile_rejects_a_bad_variant():
     profile = load_benchmark("train_profile")
     with pytest.raises(SystemExit, match="bad --variant item 'crop'"):
