@@ -179,8 +179,9 @@ class Profiled:
         return steps * self.config.batch_size / (time.perf_counter() - t0)
 
     def time_split(self, repeats: int) -> dict[str, tuple[float, float]]:
-        """Per stage (forward ms, backward ms) from the cumulative cuts, and ``step`` (full step ms, the last
-        stage being the optimisers): medians of ``repeats`` interleaved passes over every cut and the step."""
+        """Per stage (forward ms, backward ms): forward from the growing cuts, backward from the shrinking variable
+        sets (see ``_cuts``), and ``optimizer`` (the full step minus the whole forward and the deepest backward):
+        medians of ``repeats`` interleaved passes over every cut and the step."""
         for _, forward, backward in self.cuts:
             forward(), backward()
         samples = {name: ([], []) for name, _, _ in self.cuts}
