@@ -69,6 +69,8 @@ def main():
 @click.option("--box-loss-weight", type=float, default=1.0, show_default=True, help="Weight of the L1 box loss.")
 @click.option("--giou-loss-weight", type=float, default=1.0, show_default=True,
               help="Weight of the 1 - GIoU loss between each person cell's decoded box and its instance box.")
+@click.option("--box-tower", type=click.IntRange(0, 8), default=0, show_default=True,
+              help="Separable 3x3 conv layers of the box head's own before its 1x1 conv (0: shares the decoder's).")
 @click.option("--balance-instances/--no-balance-instances", default=False, show_default=True,
               help="Box loss: every person weighs the same instead of every person cell (helps small people).")
 @click.option("--paste-prob", type=float, default=0.6, show_default=True, help="Probability of copy-paste per sample.")
@@ -91,7 +93,7 @@ def main():
 @click.option("--seed", type=int, default=0, show_default=True)
 def train(train_sets, val_trainable, out_dir, backbone, alpha, output_stride, aspp, backbone_weights, init_model, crop,
           base_size, input_size, batch_size, steps1, steps2, lr1, lr2, head_lr_mult, box_loss_weight, giou_loss_weight,
-          balance_instances,
+          box_tower, balance_instances,
           paste_prob, max_pastes, paste_height, scale_range, checkpoint_every,
           freeze_blocks, snapshot_every, strategy, logical_cpus, max_steps, name, seed):
     """Train (or resume) a BBE model on COCO-format person data."""
@@ -111,7 +113,7 @@ def train(train_sets, val_trainable, out_dir, backbone, alpha, output_stride, as
     _say_initial_weights(backbone, alpha, backbone_weights, init_model, out_dir)
     summary = training.train(
         datasets, out_dir,
-        ModelConfig(backbone=backbone, alpha=alpha, output_stride=int(output_stride), aspp=aspp),
+        ModelConfig(backbone=backbone, alpha=alpha, output_stride=int(output_stride), aspp=aspp, box_tower=box_tower),
         training.TrainConfig(steps1=steps1, steps2=steps2, lr1=lr1, lr2=lr2, head_lr_mult=head_lr_mult,
                              batch_size=batch_size, box_loss_weight=box_loss_weight,
                              giou_loss_weight=giou_loss_weight,

@@ -56,7 +56,7 @@ def _build_kwargs(config: ModelConfig) -> dict:
     return {"backbone": config.backbone, "alpha": config.alpha, "output_stride": config.output_stride,
             "aspp_enabled": config.aspp, "aspp_filters": config.aspp_filters,
             "decoder_filters": config.decoder_filters, "box_head": config.box_head,
-            "full_resolution": config.full_resolution}
+            "full_resolution": config.full_resolution, "box_tower": config.box_tower}
 
 
 def build_from_config(config: ModelConfig, input_size: int, backbone_weights: str | None = None):

@@ -33,6 +33,7 @@ class ModelConfig:
     decoder_filters: int = 128
     box_head: bool = True
     full_resolution: bool = False
+    box_tower: int = 0  # separable 3x3 conv layers (decoder_filters wide) of the box head's own, before its 1x1 conv
 
     def validate(self) -> None:
         if self.backbone not in BACKBONES:
@@ -46,6 +47,8 @@ class ModelConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 4096:
                 raise ValueError(f"{name} must be an integer in 1..4096, got {value!r}")
+        if isinstance(self.box_tower, bool) or not isinstance(self.box_tower, int) or not 0 <= self.box_tower <= 8:
+            raise ValueError(f"box_tower must be an integer in 0..8, got {self.box_tower!r}")
         for name in ("aspp", "box_head", "full_resolution"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
@@ -65,7 +68,7 @@ def _bn(name: str, epsilon: float = 1e-3, momentum: float = 0.999) -> layers.Bat
     return layers.BatchNormalization(epsilon=epsilon, momentum=momentum, name=name)
 
 
-HEAD_PREFIXES = ("aspp", "image_pooling", "decoder", "person_logits", "box_offsets")
+HEAD_PREFIXES = ("aspp", "image_pooling", "decoder", "person_logits", "box_tower", "box_offsets")
 
 
 def is_head_layer(name: str) -> bool:
@@ -186,17 +189,20 @@ def build_bbe(
     box_head: bool = True,
     full_resolution: bool = False,
     backbone_weights: str | None = None,
+    box_tower: int = 0,
 ) -> keras.Model:
     """Build a BBE model (or its semantic-only twin with ``box_head=False``).
 
     ``input_size``: square input side in pixels, a multiple of 16, or None for a flexible size (feed multiples
     of 16). ``backbone_weights``: None (random), "imagenet" (Keras download) or a path to a Keras
     Applications ``.weights.h5`` of the same backbone and alpha, e.g.
-    ``../shared/weights/mobilenet_v2_1.0_224_imagenet_no_top.weights.h5``.
+    ``../shared/weights/mobilenet_v2_1.0_224_imagenet_no_top.weights.h5``. ``box_tower``: separable 3x3
+    conv + BN + ReLU layers (``decoder_filters`` wide) that only the box head sees, between the decoder and its
+    1x1 conv (0: the box head shares all its features with the person head, as in the paper).
     Outputs: ``[person_logits, box_offsets]`` (``[person_logits]`` for the twin), see module docstring.
     """
     config = ModelConfig(backbone, alpha, output_stride, aspp_enabled, aspp_filters, decoder_filters, box_head,
-                         full_resolution)
+                         full_resolution, box_tower)
     config.validate()
     if input_size is not None and (input_size <= 0 or input_size % 16):
         raise ValueError(f"input_size must be a positive multiple of 16, got {input_size}")
@@ -217,8 +223,11 @@ def build_bbe(
 
     heads = [layers.Conv2D(1, 1, bias_initializer=keras.initializers.Constant(-2.0), name="person_logits")(x)]
     if box_head:
+        box_features = x
+        for k in range(box_tower):
+            box_features = _conv_bn_relu(box_features, decoder_filters, f"box_tower{k}", kernel=3, separable=True)
         heads.append(layers.Conv2D(4, 1, kernel_initializer=keras.initializers.RandomNormal(stddev=1e-3),
-                                   name="box_offsets")(x))
+                                   name="box_offsets")(box_features))
     if full_resolution:
         heads = [layers.UpSampling2D(DECODER_STRIDE, interpolation="bilinear", name=h.name.split("/")[0] + "_full")(h)
                  for h in heads]

@@ -117,10 +117,14 @@ def split_logical_cpus(count: int) -> None:
 
 
 def _check_state(out_dir: Path, state: dict) -> None:
-    """Refuse to resume a run directory made with another architecture, crop or schedule."""
+    """Refuse to resume a run directory made with another architecture, crop or schedule. Architecture fields
+    added since the run started count at their defaults (the run was made with them)."""
     path = out_dir / STATE_FILE
     if path.exists():
         previous = json.loads(path.read_text())
+        if isinstance(previous.get("model"), dict):
+            defaults = {f.name: f.default for f in dataclasses.fields(ModelConfig)}
+            previous["model"] = {**defaults, **previous["model"]}
         for key in ("model", "crop"):
             if previous.get(key) != state.get(key):
                 raise TrainError(f"{out_dir} holds a run with {key}={previous.get(key)}, not {state.get(key)}: "
