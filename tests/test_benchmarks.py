@@ -73,6 +73,24 @@ def test_learning_curve_scores_every_snapshot_and_caches(coco_train, tmp_path, c
     assert "RUN=IMAGES" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # trains 4 steps of a tiny model with a box tower and runs it on 4 training samples (~40 s)
+def test_run_losses_and_head_bn_modes_read_a_real_run(coco_train, tmp_path, capsys):
+    need(SHARED / "data" / "coco-person-extra" / "instances_person_extra.json")
+    fixed = AugmentConfig(crop=64, base_size=64, paste_probability=0)
+    run = tmp_path / "run"
+    train([CocoPersons(*coco_train)], run, ModelConfig(alpha=0.35, aspp_filters=8, decoder_filters=8, box_tower=1),
+          TrainConfig(steps1=4, steps2=0, batch_size=2, snapshot_every=4, log_every=1), fixed, input_size=64,
+          progress=False)
+    assert load_benchmark("run_losses").main([str(run), "--every", "2", "--window", "2"]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("| 2 | run |") or line.startswith("| 4 | run |")]
+    assert len(rows) == 2 and all(line.count("(") == 3 for line in rows)
+    snapshot = run / "snapshots" / "step-000004"
+    assert load_benchmark("head_bn_modes").main([str(snapshot), "--images", "4", "--crop", "64"]) == 0
+    out = capsys.readouterr().out
+    assert f"| {snapshot} | inference (moving averages) |" in out and f"| {snapshot} | batch statistics |" in out
+
+
 @pytest.mark.slow  # converts two tiny models to TFLite fp32 + int8 and times them (~1 min)
 def test_export_latency_compares_two_models_in_one_interleaved_run(tmp_path, capsys):
     from test_export import make_bundle, write_images
@@ -150,3 +168,14 @@ def test_choose_threshold_regroups_one_set_of_maps_per_value(tiny_bundle, capsys
     assert [line.split()[0] for line in lines[2:4]] == ["0.30", "0.50"]
     assert lines[4].startswith("best t_nms ")
     assert len(calls) == images > 0
+
+
+@pytest.mark.slow  # tiny model on six 3-frame clips (~15 s)
+def test_video_tracking_prints_every_clip_and_measure(tiny_bundle, capsys):
+    need(COCO / "instances_person_val.json")
+    bench = load_benchmark("video_tracking")
+    assert bench.main(["--model", tiny_bundle, "--frames", "3", "--size", "64"]) == 0
+    out = capsys.readouterr().out
+    for clip in ("pan", "zoom", "still", "walk", "enter_leave", "pass_in_front"):
+        assert f"| {clip} | smoothing |" in out and f"| {clip} | no smoothing |" in out
+    assert "mean flicker, smoothing:" in out and "frames/s at letterbox 64" in out

@@ -31,6 +31,25 @@ def test_semantic_twin_and_full_resolution():
     assert full.outputs[0].shape[1] == 64 and model_config(full)["stride"] == 1
 
 
+def test_box_tower_feeds_only_the_box_head():
+    """The tower's layers are head layers (head learning rate) that only box_offsets reads: the person logits of a
+    model with a tower equal those of the same weights without it."""
+    plain = build_bbe(64, alpha=0.35, aspp_filters=8, decoder_filters=8)
+    tower = build_bbe(64, alpha=0.35, aspp_filters=8, decoder_filters=8, box_tower=2)
+    names = [layer.name for layer in tower.layers if layer.name.startswith("box_tower")]
+    assert {"box_tower0", "box_tower1", "box_tower0_depthwise", "box_tower1_bn"} <= set(names)
+    assert all(is_head_layer(name) for name in names)
+    shared = {layer.name: layer for layer in plain.layers}
+    for layer in tower.layers:
+        if layer.name in shared:
+            layer.set_weights(shared[layer.name].get_weights())
+    x = np.random.default_rng(0).uniform(0, 255, (1, 64, 64, 3)).astype(np.float32)
+    np.testing.assert_array_equal(np.asarray(tower(x)[0]), np.asarray(plain(x)[0]))
+    assert tower(x)[1].shape == (1, 16, 16, 4)
+    with pytest.raises(ValueError, match="box_tower"):
+        ModelConfig(box_tower=9).validate()
+
+
 def test_flexible_input_size_and_resnet():
     m = build_bbe(None, alpha=0.35, aspp_filters=8, decoder_filters=8)
     assert m(np.zeros((1, 96, 128, 3), np.float32))[1].shape == (1, 24, 32, 4)

@@ -130,6 +130,24 @@ def test_incompatible_resume_is_refused_without_writing(coco_train, tmp_path):
     assert sorted(p.name for p in tmp_path.rglob("*")) == before
 
 
+@pytest.mark.slow
+def test_a_run_older_than_an_architecture_field_resumes_at_its_default(coco_train, tmp_path):
+    """A run whose state predates a ModelConfig field (box_tower) was made with that field's default: it resumes
+    with the default and is refused with another value."""
+    train([_handful(coco_train, 2)], tmp_path, TINY, TrainConfig(steps1=1, steps2=1, batch_size=2), FIXED,
+          input_size=64, progress=False, max_steps_this_run=1)
+    state_file = tmp_path / "train_state.json"
+    state = json.loads(state_file.read_text())
+    del state["model"]["box_tower"]
+    state_file.write_text(json.dumps(state))
+    with pytest.raises(TrainError, match="holds a run with model"):
+        train([_handful(coco_train, 2)], tmp_path, ModelConfig(alpha=0.35, aspp_filters=16, decoder_filters=16,
+              box_tower=1), TrainConfig(steps1=1, steps2=1, batch_size=2), FIXED, input_size=64, progress=False)
+    summary = train([_handful(coco_train, 2)], tmp_path, TINY, TrainConfig(steps1=1, steps2=1, batch_size=2), FIXED,
+                    input_size=64, progress=False)
+    assert summary["start_step"] == 1 and summary["steps"] == 2
+
+
 def test_init_model_with_other_architecture_is_refused(coco_train, tmp_path, tiny_bundle):
     with pytest.raises(TrainError, match="architecture"):
         train([_handful(coco_train, 2)], tmp_path / "x", ModelConfig(), TrainConfig(steps1=1, steps2=0, batch_size=2),
