@@ -262,7 +262,8 @@ def eval_command(images, annotations, model, size, results, metrics_json, subset
 @click.option("--coco-annotations", default=str(paths.COCO_MINI_VAL_ANNOTATIONS),
               show_default=True, type=click.Path())
 def golden(out_dir, coco_images, coco_annotations):
-    """Write the grouper golden vectors (edge cases, real COCO cases, benchmark cases) for Python, Swift, Kotlin."""
+    """Write the grouper golden vectors (edge cases, real COCO cases, benchmark cases) and the tracking sequences
+    (docs/tracker.md) for Python, Swift, Kotlin."""
     from bbe_mobile import golden as g  # noqa: PLC0415
 
     cases = g.edge_cases()
@@ -273,6 +274,10 @@ def golden(out_dir, coco_images, coco_annotations):
     cases += g.bench_cases()
     names = g.write_golden(out_dir, cases)
     click.echo(f"wrote {len(names)} cases to {out_dir}")
+    from bbe_mobile import golden_tracking  # noqa: PLC0415
+
+    sequences = golden_tracking.write_tracking_golden(out_dir, golden_tracking.sequences())
+    click.echo(f"wrote {len(sequences)} tracking sequences to {out_dir}")
 
 
 @main.command()
