@@ -103,13 +103,13 @@ def smooth(previous: np.ndarray | None, prob: np.ndarray, config: TrackerConfig)
     prob = _check_map(prob)
     if previous is None or previous.shape != prob.shape:
         return prob, True
-    was, now = previous >= config.t_fg, prob >= config.t_fg
+    p0, p1 = previous.astype(np.float64), prob.astype(np.float64)  # float64 comparisons, as in the spec
+    was, now = p0 >= config.t_fg, p1 >= config.t_fg
     inter = int(np.count_nonzero(was & now))
     union = int(np.count_nonzero(was | now))
     if union > 0 and (union - inter) > config.t_scene * union:
         return prob, True
-    p0 = previous.astype(np.float64)
-    return (p0 + config.smoothing * (prob.astype(np.float64) - p0)).astype(np.float32), False
+    return (p0 + config.smoothing * (p1 - p0)).astype(np.float32), False
 
 
 def _check_labels(labels: np.ndarray) -> np.ndarray:
