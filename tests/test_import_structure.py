@@ -21,6 +21,7 @@ STAGES = (
     ("bbe_mobile.modeling", "bbe_mobile.model"),
     ("bbe_mobile.training", "bbe_mobile.predictor", "bbe_mobile.visualize", "bbe_mobile.video"),
     ("bbe_mobile.evaluate", "bbe_mobile.golden", "bbe_mobile.golden_tracking", "bbe_mobile.predict_files",
+     "bbe_mobile.predict_video",
      "bbe_mobile.export"),
     ("bbe_mobile.bench",),
     ("bbe_mobile.cli",),
