@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import numbers
 from dataclasses import dataclass
 
@@ -36,12 +37,12 @@ class TrackerConfig:
                   "t_match": (0.0, 1.0, False)}
         for name, (low, high, low_included) in ranges.items():
             value = getattr(self, name)
-            if not (np.isfinite(value) and (low <= value if low_included else low < value) and value <= high):
+            if not (math.isfinite(value) and (low <= value if low_included else low < value) and value <= high):
                 raise ValueError(f"TrackerConfig.{name} must be in {'[' if low_included else '('}{low}, {high}], "
                                  f"got {value}")
         for name in ("w_area", "w_center", "w_age", "switch_margin"):
             value = getattr(self, name)
-            if not (np.isfinite(value) and value >= 0):
+            if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"TrackerConfig.{name} must be finite and >= 0, got {value}")
         for name, low in (("min_hits", 1), ("max_age", 0), ("age_frames", 1), ("switch_frames", 1)):
             value = getattr(self, name)
@@ -152,17 +153,18 @@ def associate(tracks: tuple[Track, ...], flat_labels: np.ndarray, detections: in
     return taken
 
 
-def _main_score(track: Track, width: int, content_hw: tuple[float, float], config: TrackerConfig) -> float:
+def _main_score(n: int, row_sum: int, col_sum: int, age: int, content_hw: tuple[float, float],
+                config: TrackerConfig) -> float:
+    """Step 4's score of a matched confirmed track of ``n`` cells whose row and column indices sum to ``row_sum``,
+    ``col_sum``."""
     content_h, content_w = content_hw
-    n = len(track.mask)
-    rows, cols = np.divmod(track.mask, width)
     area = min(1.0, n / (content_h * content_w))
-    cx = int(cols.sum()) / n + 0.5
-    cy = int(rows.sum()) / n + 0.5
+    cx = col_sum / n + 0.5
+    cy = row_sum / n + 0.5
     ux = (cx - content_w / 2) / (content_w / 2)
     uy = (cy - content_h / 2) / (content_h / 2)
     center = max(0.0, 1.0 - (ux * ux + uy * uy) / 2)
-    grown = min(track.age, config.age_frames) / config.age_frames
+    grown = min(age, config.age_frames) / config.age_frames
     return config.w_area * area + config.w_center * center + config.w_age * grown
 
 
@@ -175,16 +177,20 @@ def update_tracks(state: TrackerState, labels: np.ndarray, config: TrackerConfig
     labels = _check_labels(labels)
     h, w = labels.shape
     content_h, content_w = (float(h), float(w)) if content_hw is None else map(float, content_hw)
-    if not (np.isfinite(content_h) and np.isfinite(content_w) and content_h > 0 and content_w > 0):
+    if not (math.isfinite(content_h) and math.isfinite(content_w) and content_h > 0 and content_w > 0):
         raise ValueError(f"content_hw must be finite and > 0, got {content_hw}")
     flat = labels.ravel()
     detections = int(flat.max()) if flat.size else 0
     tracks = state.tracks if state.shape == (h, w) else ()
     taken = associate(tracks, flat, detections, config.t_match)
 
-    order = np.argsort(flat, kind="stable")
-    bounds = np.searchsorted(flat[order], np.arange(detections + 2))
-    cells = [order[bounds[d]:bounds[d + 1]] for d in range(detections + 1)]  # ascending within each label
+    person = np.flatnonzero(flat)
+    order = person[np.argsort(flat[person], kind="stable")]  # by label, ascending cell index within one
+    bounds = np.searchsorted(flat[order], np.arange(1, detections + 2))
+    cells = [order[:0]] + [order[bounds[d - 1]:bounds[d]] for d in range(1, detections + 1)]
+    rows, cols = np.divmod(person, w)  # index sums per label: float64 sums of integers < 2**53 are exact
+    row_sums = np.bincount(flat[person], weights=rows, minlength=detections + 1)
+    col_sums = np.bincount(flat[person], weights=cols, minlength=detections + 1)
 
     next_id = state.next_id
     survivors, owner = [], {}
@@ -211,8 +217,10 @@ def update_tracks(state: TrackerState, labels: np.ndarray, config: TrackerConfig
             survivors.append(Track(track_id, 1, 0, 0, cells[d]))
     ids = np.array([survivors[owner[d]].id if d in owner else 0 for d in range(1, detections + 1)], np.int32)
 
-    scores = {t.id: _main_score(t, w, (content_h, content_w), config)
-              for t in survivors if t.id and t.misses == 0}
+    detection_of = {position: d for d, position in owner.items()}
+    scores = {t.id: _main_score(len(t.mask), int(row_sums[detection_of[k]]), int(col_sums[detection_of[k]]), t.age,
+                                (content_h, content_w), config)
+              for k, t in enumerate(survivors) if t.id and t.misses == 0}
     leader = min(scores, key=lambda i: (-scores[i], i)) if scores else 0
     main_id, challenger_id, challenger_frames = state.main_id, 0, 0
     if not any(t.id == main_id for t in survivors if t.id):
