@@ -43,25 +43,35 @@ object Tracker {
         require(height >= 0 && width >= 0 && prob.size.toLong() == height.toLong() * width) {
             "prob has ${prob.size} values, expected $height x $width"
         }
-        for (i in prob.indices) require(!prob[i].isNaN() && !prob[i].isInfinite()) { "prob contains NaN or inf (first at flat index $i)" }
         val previous = state.smoothed
-        if (previous == null || state.smoothedHeight != height || state.smoothedWidth != width) return Pair(prob.copyOf(), true)
+        if (previous == null || state.smoothedHeight != height || state.smoothedWidth != width) {
+            for (i in prob.indices) checkFinite(prob[i].toDouble(), i)
+            return Pair(prob.copyOf(), true)
+        }
+        // One branch-light pass: finiteness, the scene measure and the blend (dropped on a scene change).
+        val out = FloatArray(prob.size)
+        val a = config.smoothing
+        val tFg = config.tFg
         var inter = 0
         var union = 0
-        for (i in prob.indices) {
-            val was = previous[i].toDouble() >= config.tFg
-            val now = prob[i].toDouble() >= config.tFg
-            if (was && now) inter++
-            if (was || now) union++
-        }
-        if (union > 0 && (union - inter).toDouble() > config.tScene * union.toDouble()) return Pair(prob.copyOf(), true)
-        val a = config.smoothing
-        val out = FloatArray(prob.size)
+        var finite = true
         for (i in prob.indices) {
             val p0 = previous[i].toDouble()
-            out[i] = (p0 + a * (prob[i].toDouble() - p0)).toFloat()
+            val p1 = prob[i].toDouble()
+            finite = finite and (Math.abs(p1) <= Double.MAX_VALUE)  // false for NaN and +-inf
+            val was = if (p0 >= tFg) 1 else 0
+            val now = if (p1 >= tFg) 1 else 0
+            inter += was and now
+            union += was or now
+            out[i] = (p0 + a * (p1 - p0)).toFloat()
         }
+        if (!finite) for (i in prob.indices) checkFinite(prob[i].toDouble(), i)
+        if (union > 0 && (union - inter).toDouble() > config.tScene * union.toDouble()) return Pair(prob.copyOf(), true)
         return Pair(out, false)
+    }
+
+    private fun checkFinite(value: Double, index: Int) {
+        require(!value.isNaN() && !value.isInfinite()) { "prob contains NaN or inf (first at flat index $index)" }
     }
 
     /**
@@ -82,17 +92,25 @@ object Tracker {
         val cw = if (contentWidth.isNaN()) width.toDouble() else contentWidth
         require(!ch.isInfinite() && !cw.isInfinite() && ch > 0 && cw > 0) { "content_hw must be finite and > 0, got $ch x $cw" }
         var detections = 0
+        var counts = IntArray(32)  // cells per label, grown when a larger label appears
         for (label in labels) {
             require(label >= 0) { "labels must be >= 0, got $label" }
+            if (label >= counts.size) counts = counts.copyOf(Math.max(label + 1, 2 * counts.size))
+            counts[label]++
             if (label > detections) detections = label
         }
-        val counts = IntArray(detections + 1)
-        for (label in labels) counts[label]++
         val cells = Array(detections + 1) { IntArray(counts[it]) }
         val fill = IntArray(detections + 1)
-        for (i in labels.indices) {
-            val label = labels[i]
-            if (label > 0) cells[label][fill[label]++] = i
+        val rowSums = LongArray(detections + 1)  // row and column index sums per label (step 4's centroids)
+        val colSums = LongArray(detections + 1)
+        for (i in 0 until height) {
+            for (j in 0 until width) {
+                val label = labels[i * width + j]
+                if (label == 0) continue
+                cells[label][fill[label]++] = i * width + j
+                rowSums[label] += i.toLong()
+                colSums[label] += j.toLong()
+            }
         }
         val tracks = if (state.height == height && state.width == width) state.tracks else emptyList()
         val taken = associate(tracks, labels, cells, config.tMatch)
@@ -124,9 +142,12 @@ object Tracker {
         var leader = 0
         var leaderScore = 0.0
         var mainPersonScore = 0.0
-        for (track in survivors) {
+        val detectionOf = IntArray(survivors.size)
+        for (d in 1..detections) if (owner[d] >= 0) detectionOf[owner[d]] = d
+        for ((k, track) in survivors.withIndex()) {
             if (track.id == 0 || track.misses != 0) continue
-            val score = mainScore(track, width, ch, cw, config)
+            val d = detectionOf[k]
+            val score = mainScore(track.mask.size, rowSums[d], colSums[d], track.age, ch, cw, config)
             if (leader == 0 || score > leaderScore || (score == leaderScore && track.id < leader)) {
                 leader = track.id
                 leaderScore = score
@@ -208,22 +229,19 @@ object Tracker {
         return taken
     }
 
-    /** Step 4's score of a matched confirmed track: area, centrality and age terms, in the spec's order. */
-    internal fun mainScore(track: Track, width: Int, contentHeight: Double, contentWidth: Double, c: TrackerConfig): Double {
-        val n = track.mask.size
-        var sumRows = 0L
-        var sumCols = 0L
-        for (cell in track.mask) {
-            sumRows += cell / width
-            sumCols += cell % width
-        }
+    /**
+     * Step 4's score of a matched confirmed track of [n] cells whose row and column indices sum to [sumRows],
+     * [sumCols]: area, centrality and age terms, in the spec's order.
+     */
+    internal fun mainScore(n: Int, sumRows: Long, sumCols: Long, age: Int, contentHeight: Double, contentWidth: Double,
+                           c: TrackerConfig): Double {
         val area = Math.min(1.0, n.toDouble() / (contentHeight * contentWidth))
         val cx = sumCols.toDouble() / n + 0.5
         val cy = sumRows.toDouble() / n + 0.5
         val ux = (cx - contentWidth / 2) / (contentWidth / 2)
         val uy = (cy - contentHeight / 2) / (contentHeight / 2)
         val center = Math.max(0.0, 1.0 - (ux * ux + uy * uy) / 2)
-        val grown = Math.min(track.age, c.ageFrames).toDouble() / c.ageFrames
+        val grown = Math.min(age, c.ageFrames).toDouble() / c.ageFrames
         return c.wArea * area + c.wCenter * center + c.wAge * grown
     }
 }
