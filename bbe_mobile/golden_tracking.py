@@ -126,8 +126,9 @@ def run_sequence(seq: TrackingSequence):
     return np.stack(smoothed), np.stack(labels), records
 
 
-def _margin(seq: TrackingSequence) -> float:
-    smoothed, _, _ = run_sequence(seq)
+def _margin(seq: TrackingSequence, smoothed: np.ndarray | None = None) -> float:
+    """Smallest distance of a grouper decision from flipping over the frames' ``smoothed`` maps (run if None)."""
+    smoothed = run_sequence(seq)[0] if smoothed is None else smoothed
     return min(decision_margin(s, o, seq.stride, seq.grouper) for s, o in zip(smoothed, seq.offsets))
 
 
@@ -137,10 +138,10 @@ def write_tracking_golden(out_dir: str | Path, seqs: list[TrackingSequence]) -> 
     out.mkdir(parents=True, exist_ok=True)
     names = []
     for seq in seqs:
-        margin = _margin(seq)
+        smoothed, labels, records = run_sequence(seq)
+        margin = _margin(seq, smoothed)
         if margin < MIN_MARGIN:
             raise RuntimeError(f"tracking sequence {seq.name}: a grouper decision lies {margin:.2e} from flipping")
-        smoothed, labels, records = run_sequence(seq)
         t, h, w = seq.prob.shape
         files = {key: f"{seq.name}.{key}.{ext}" for key, ext in
                  (("prob", "f32"), ("offsets", "f32"), ("smoothed", "f32"), ("labels", "i32"))}
