@@ -238,7 +238,8 @@ def _predict_video(video_path, main_person, model, out_dir, size, t_c, t_nms, t_
     video = VideoPredictor(_predictor(model, size, t_c, t_nms, t_fg, t_iou, max_instances))
     mp4, jsonl, frames = predict_video(
         video, video_path, out_dir, main_only=main_person,
-        progress=lambda it, total: tqdm(it, total=total or None, unit="frame", dynamic_ncols=True, leave=False))
+        progress=lambda it, total: tqdm(it, total=total or None, unit="frame", dynamic_ncols=True, leave=False,
+                                        disable=None))  # on a terminal only, as for images; frame/s is the rate
     click.echo(f"{video_path}: {frames} frames, {video.state.next_id - 1} people tracked -> {mp4}, {jsonl}")
 
 

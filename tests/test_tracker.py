@@ -177,3 +177,25 @@ def test_states_are_immutable_values():
     state = TrackerState()
     with pytest.raises(dataclasses.FrozenInstanceError):
         state.next_id = 5
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 10), st.integers(1, 10), st.floats(0.05, 1.0), st.floats(0.0, 1.0), st.integers(0, 2**32 - 1))
+def test_smoothing_properties(h, w, a, t_scene, seed):
+    """The smoothed map lies between the previous map and the new one (a convex combination, rounded once to
+    float32); a scene change returns the new map itself; a = 1 is no smoothing."""
+    rng = np.random.default_rng(seed)
+    previous, prob = rng.random((2, h, w), dtype=np.float32)
+    config = TrackerConfig(smoothing=a, t_scene=t_scene)
+    out, change = smooth(previous, prob, config)
+    assert out.dtype == np.float32 and out.shape == (h, w)
+    if change:
+        assert out.tobytes() == prob.tobytes()
+    else:
+        low, high = np.minimum(previous, prob), np.maximum(previous, prob)
+        assert np.all(out >= low) and np.all(out <= high)
+        was, now = previous >= 0.5, prob >= 0.5
+        union = int((was | now).sum())
+        assert union == 0 or union - int((was & now).sum()) <= t_scene * union
+    if a == 1.0:
+        assert out.tobytes() == prob.tobytes()
