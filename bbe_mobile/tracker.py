@@ -177,7 +177,8 @@ def update_tracks(state: TrackerState, labels: np.ndarray, config: TrackerConfig
     labels = _check_labels(labels)
     h, w = labels.shape
     content_h, content_w = (float(h), float(w)) if content_hw is None else map(float, content_hw)
-    if not (math.isfinite(content_h) and math.isfinite(content_w) and content_h > 0 and content_w > 0):
+    if content_hw is not None and not (math.isfinite(content_h) and math.isfinite(content_w)
+                                       and content_h > 0 and content_w > 0):
         raise ValueError(f"content_hw must be finite and > 0, got {content_hw}")
     flat = labels.ravel()
     detections = int(flat.max()) if flat.size else 0

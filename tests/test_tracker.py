@@ -127,6 +127,8 @@ def test_errors():
         update_tracks(TrackerState(), -np.ones((2, 2), np.int32))
     with pytest.raises(ValueError, match="content_hw"):
         update_tracks(TrackerState(), np.zeros((2, 2), np.int32), content_hw=(0, 2))
+    for shape in ((0, 0), (0, 5)):  # empty maps are valid: nobody
+        assert update_tracks(TrackerState(), np.zeros(shape, np.int32))[1].ids.size == 0
 
 
 @st.composite

@@ -53,10 +53,10 @@ public enum Tracker {
         guard height >= 0, width >= 0, labels.count == height * width else {
             throw BBEGrouperError.shapeMismatch("labels has \(labels.count) values, expected \(height) x \(width)")
         }
-        let ch = contentHeight ?? Double(height), cw = contentWidth ?? Double(width)
-        guard ch.isFinite, cw.isFinite, ch > 0, cw > 0 else {
-            throw BBEGrouperError.invalidConfiguration("content_hw must be finite and > 0, got \(ch) x \(cw)")
+        for value in [contentHeight, contentWidth].compactMap({ $0 }) where !(value.isFinite && value > 0) {
+            throw BBEGrouperError.invalidConfiguration("content_hw must be finite and > 0, got \(value)")
         }
+        let ch = contentHeight ?? Double(height), cw = contentWidth ?? Double(width)  // default: the whole map
         var detections = 0
         for label in labels {
             guard label >= 0 else { throw BBEGrouperError.shapeMismatch("labels must be >= 0, got \(label)") }

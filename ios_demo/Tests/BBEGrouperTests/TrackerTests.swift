@@ -75,5 +75,7 @@ final class TrackerTests: XCTestCase {
         XCTAssertThrowsError(try Tracker.update(TrackerState(), labels: [0, 0], height: 1, width: 1))
         XCTAssertThrowsError(try Tracker.smooth(TrackerState(), prob: [.nan], height: 1, width: 1,
                                                 configuration: TrackerConfiguration()))
+        XCTAssertThrowsError(try Tracker.update(TrackerState(), labels: [0], height: 1, width: 1, contentHeight: 0))
+        XCTAssertEqual(try Tracker.update(TrackerState(), labels: [], height: 0, width: 5).frame.ids, [])
     }
 }

@@ -88,9 +88,11 @@ object Tracker {
         require(height >= 0 && width >= 0 && labels.size.toLong() == height.toLong() * width) {
             "labels has ${labels.size} values, expected $height x $width"
         }
-        val ch = if (contentHeight.isNaN()) height.toDouble() else contentHeight
+        for (value in doubleArrayOf(contentHeight, contentWidth)) {
+            require(value.isNaN() || (!value.isInfinite() && value > 0)) { "content_hw must be finite and > 0, got $value" }
+        }
+        val ch = if (contentHeight.isNaN()) height.toDouble() else contentHeight  // NaN: the whole map
         val cw = if (contentWidth.isNaN()) width.toDouble() else contentWidth
-        require(!ch.isInfinite() && !cw.isInfinite() && ch > 0 && cw > 0) { "content_hw must be finite and > 0, got $ch x $cw" }
         var detections = 0
         var counts = IntArray(32)  // cells per label, grown when a larger label appears
         for (label in labels) {

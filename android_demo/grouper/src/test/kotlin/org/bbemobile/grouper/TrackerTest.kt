@@ -76,7 +76,8 @@ class TrackerTest {
             { TrackerConfig(smoothing = 0.0) },
             { Tracker.update(TrackerState(), intArrayOf(-1), 1, 1) },
             { Tracker.update(TrackerState(), intArrayOf(0, 0), 1, 1) },
-            { Tracker.smooth(TrackerState(), floatArrayOf(Float.NaN), 1, 1, TrackerConfig()) }
+            { Tracker.smooth(TrackerState(), floatArrayOf(Float.NaN), 1, 1, TrackerConfig()) },
+            { Tracker.update(TrackerState(), intArrayOf(0), 1, 1, TrackerConfig(), 0.0, 1.0) }
         )) {
             try {
                 bad()
@@ -84,5 +85,6 @@ class TrackerTest {
             } catch (e: IllegalArgumentException) {
             }
         }
+        assertEquals(0, Tracker.update(TrackerState(), IntArray(0), 0, 5).second.ids.size)  // empty maps: nobody
     }
 }
