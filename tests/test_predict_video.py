@@ -58,6 +58,7 @@ def test_predict_video_writes_overlay_mp4_and_json_lines(tiny_bundle, coco_val, 
     assert not list(out.glob(".tmp-*"))
 
 
+@pytest.mark.slow  # a model load for the stream broken mid-way (~7 s)
 def test_predict_video_refuses_bad_input_and_writes_nothing(tiny_bundle, coco_val, tmp_path):
     out = tmp_path / "out"
     text = tmp_path / "notes.mp4"
