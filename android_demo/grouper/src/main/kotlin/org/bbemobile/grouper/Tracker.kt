@@ -101,7 +101,7 @@ object Tracker {
             counts[label]++
             if (label > detections) detections = label
         }
-        val cells = Array(detections + 1) { IntArray(counts[it]) }
+        val cells = Array(detections + 1) { IntArray(if (it == 0) 0 else counts[it]) }  // no background list
         val fill = IntArray(detections + 1)
         val rowSums = LongArray(detections + 1)  // row and column index sums per label (step 4's centroids)
         val colSums = LongArray(detections + 1)
