@@ -93,13 +93,23 @@ def paste(frame: np.ndarray, masks: list[np.ndarray], person: tuple[np.ndarray, 
     return out, [mm & ~full for mm in masks] + [full]
 
 
+def _whole_upright_person(mask: np.ndarray) -> bool:
+    """A standing person seen whole: box at least 1.6 times as tall as wide, over half the image height, touching
+    no image border (a cut-out that looks like a person when pasted)."""
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    h, w = rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
+    inside = rows[0] > 0 and cols[0] > 0 and rows[-1] < mask.shape[0] - 1 and cols[-1] < mask.shape[1] - 1
+    return bool(inside and h >= 1.6 * w and h > 0.5 * mask.shape[0])
+
+
 def make_clips(dataset: CocoPersons, frames: int, seed: int = 0) -> list[Clip]:
-    """The six clips (see the module docstring) from the first single-person val images with a large person."""
+    """The six clips (see the module docstring) from the first three single-person val images showing a whole,
+    upright person."""
     people = []
     for image_id in subset_ids(dataset, "single", 300):
         masks, crowd = dataset.masks(image_id)
         mask = masks[~crowd.astype(bool)][0].astype(bool) if (~crowd.astype(bool)).any() else None
-        if mask is not None and np.flatnonzero(mask.any(1)).size > 0.5 * mask.shape[0] and mask.mean() > 0.08:
+        if mask is not None and _whole_upright_person(mask):
             people.append((dataset.image(image_id), mask))
         if len(people) == 3:
             break
