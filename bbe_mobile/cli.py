@@ -192,21 +192,32 @@ MODEL_HELP = "Model: a bundle directory (model.keras + bbe.json) or an exported 
 
 
 @main.command()
-@click.argument("images", nargs=-1, required=True, type=click.Path())
+@click.argument("images", nargs=-1, type=click.Path())
+@click.option("--video", "video_path", default=None, type=click.Path(),
+              help="Segment and track the people of this video instead of images (docs/tracker.md): writes "
+                   "NAME.mp4 (overlay, one colour per person ID) and NAME.jsonl (one line per frame).")
+@click.option("--main-person", is_flag=True, help="With --video: dim everyone but the main person in the overlay.")
 @click.option("--model", default=None, type=click.Path(), help=MODEL_HELP)
 @click.option("--out", "out_dir", default="predictions", show_default=True, type=click.Path(file_okay=False),
-              help="Output directory: NAME.png overlay and NAME.json per image.")
+              help="Output directory: NAME.png overlay and NAME.json per image (NAME.mp4 and NAME.jsonl per video).")
 @click.option("--size", type=int, default=None, help="Letterbox size: the image's longer side in input pixels "
               "(default: the model's input size, 512 for the bundled model).")
 @_grouper_options
-def predict(images, model, out_dir, size, t_c, t_nms, t_fg, t_iou, max_instances):
+def predict(images, video_path, main_person, model, out_dir, size, t_c, t_nms, t_fg, t_iou, max_instances):
     """Segment the people in IMAGES: a Figure-4-style overlay PNG and a JSON (boxes, scores, RLE masks in
-    original image pixels) per image."""
+    original image pixels) per image. With --video, the people of every frame with stable IDs."""
     from tqdm import tqdm  # noqa: PLC0415
 
     from bbe_mobile.letterbox import read_image  # noqa: PLC0415
     from bbe_mobile.predict_files import write_prediction  # noqa: PLC0415
 
+    if bool(images) == bool(video_path):
+        raise click.UsageError("give IMAGES or --video, not both" if images else "give IMAGES or --video")
+    if main_person and not video_path:
+        raise click.UsageError("--main-person needs --video")
+    if video_path:
+        _predict_video(video_path, main_person, model, out_dir, size, t_c, t_nms, t_fg, t_iou, max_instances)
+        return
     loaded = [(path, read_image(path)) for path in images]  # every input checked before any work
     predictor = _predictor(model, size, t_c, t_nms, t_fg, t_iou, max_instances)
     # the bar only on a terminal (None: tqdm's own check) and for 2+ images; each image's line goes above it
@@ -215,6 +226,21 @@ def predict(images, model, out_dir, size, t_c, t_nms, t_fg, t_iou, max_instances
         png, js = write_prediction(out_dir, path, image, prediction)
         people = len(prediction.scores)
         tqdm.write(f"{path}: {people} {'person' if people == 1 else 'people'} -> {png}, {js}")
+
+
+def _predict_video(video_path, main_person, model, out_dir, size, t_c, t_nms, t_fg, t_iou, max_instances):
+    from tqdm import tqdm  # noqa: PLC0415
+
+    from bbe_mobile.predict_video import predict_video, probe_video  # noqa: PLC0415
+    from bbe_mobile.video import VideoPredictor  # noqa: PLC0415
+
+    probe_video(video_path)  # the input checked before the model loads
+    video = VideoPredictor(_predictor(model, size, t_c, t_nms, t_fg, t_iou, max_instances))
+    mp4, jsonl, frames = predict_video(
+        video, video_path, out_dir, main_only=main_person,
+        progress=lambda it, total: tqdm(it, total=total or None, unit="frame", dynamic_ncols=True, leave=False,
+                                        disable=None))  # on a terminal only, as for images; frame/s is the rate
+    click.echo(f"{video_path}: {frames} frames, {video.state.next_id - 1} people tracked -> {mp4}, {jsonl}")
 
 
 @main.command(name="eval")
@@ -262,7 +288,8 @@ def eval_command(images, annotations, model, size, results, metrics_json, subset
 @click.option("--coco-annotations", default=str(paths.COCO_MINI_VAL_ANNOTATIONS),
               show_default=True, type=click.Path())
 def golden(out_dir, coco_images, coco_annotations):
-    """Write the grouper golden vectors (edge cases, real COCO cases, benchmark cases) for Python, Swift, Kotlin."""
+    """Write the grouper golden vectors (edge cases, real COCO cases, benchmark cases) and the tracking sequences
+    (docs/tracker.md) for Python, Swift, Kotlin."""
     from bbe_mobile import golden as g  # noqa: PLC0415
 
     cases = g.edge_cases()
@@ -273,6 +300,10 @@ def golden(out_dir, coco_images, coco_annotations):
     cases += g.bench_cases()
     names = g.write_golden(out_dir, cases)
     click.echo(f"wrote {len(names)} cases to {out_dir}")
+    from bbe_mobile import golden_tracking  # noqa: PLC0415
+
+    sequences = golden_tracking.write_tracking_golden(out_dir, golden_tracking.sequences())
+    click.echo(f"wrote {len(sequences)} tracking sequences to {out_dir}")
 
 
 @main.command()

@@ -29,10 +29,12 @@ def outline_color(color) -> tuple[int, int, int]:
     return (0, 0, 0) if 0.2126 * r + 0.7152 * g + 0.0722 * b >= 0.5 else (255, 255, 255)
 
 
-def overlay(image: np.ndarray, prediction: Prediction, alpha: float = 0.55) -> Image.Image:
+def overlay(image: np.ndarray, prediction: Prediction, alpha: float = 0.55, colors: np.ndarray | None = None,
+            captions: list[str] | None = None) -> Image.Image:
     """RGB uint8 image (h0, w0, 3) with each instance's mask tinted, its box outlined and its score written in
-    the instance colour with a contrasting outline, sized to the image (``label_style``)."""
-    colors = instance_colors(len(prediction.scores))
+    the instance colour with a contrasting outline, sized to the image (``label_style``). ``colors`` (M, 3) uint8
+    (default: ``instance_colors``) and ``captions`` (M texts written before the score) are per instance."""
+    colors = instance_colors(len(prediction.scores)) if colors is None else colors
     out = image.astype(np.float32)
     for k in range(len(prediction.scores)):
         mask = prediction.labels == k + 1
@@ -45,6 +47,7 @@ def overlay(image: np.ndarray, prediction: Prediction, alpha: float = 0.55) -> I
     for k, (box, score) in enumerate(zip(prediction.boxes, prediction.scores)):
         color = tuple(int(c) for c in colors[k])
         draw.rectangle([float(v) for v in box], outline=color, width=style["line_px"])
-        draw.text((float(box[0]) + pad, float(box[1]) + pad), f"{score:.2f}", fill=color, font=font,
+        text = f"{captions[k]} {score:.2f}" if captions else f"{score:.2f}"
+        draw.text((float(box[0]) + pad, float(box[1]) + pad), text, fill=color, font=font,
                   stroke_width=style["stroke_px"], stroke_fill=outline_color(color))
     return picture

@@ -16,14 +16,17 @@ PACKAGE = ROOT / "bbe_mobile"
 # The stages from the bottom up: a module may import modules of its own stage or of a lower one only.
 STAGES = (
     ("bbe_mobile.utils",),
-    ("bbe_mobile.boxes", "bbe_mobile.letterbox", "bbe_mobile.grouper", "bbe_mobile.coreml_exec"),
+    ("bbe_mobile.boxes", "bbe_mobile.letterbox", "bbe_mobile.grouper", "bbe_mobile.tracker",
+     "bbe_mobile.coreml_exec"),
     ("bbe_mobile.modeling", "bbe_mobile.model"),
-    ("bbe_mobile.training", "bbe_mobile.predictor", "bbe_mobile.visualize"),
-    ("bbe_mobile.evaluate", "bbe_mobile.golden", "bbe_mobile.predict_files", "bbe_mobile.export"),
+    ("bbe_mobile.training", "bbe_mobile.predictor", "bbe_mobile.visualize", "bbe_mobile.video"),
+    ("bbe_mobile.evaluate", "bbe_mobile.golden", "bbe_mobile.golden_tracking", "bbe_mobile.predict_files",
+     "bbe_mobile.predict_video",
+     "bbe_mobile.export"),
     ("bbe_mobile.bench",),
     ("bbe_mobile.cli",),
 )
-SPEC = ("bbe_mobile.grouper", "bbe_mobile.boxes", "bbe_mobile.letterbox")  # mirrored in Swift and Kotlin
+SPEC = ("bbe_mobile.grouper", "bbe_mobile.tracker", "bbe_mobile.boxes", "bbe_mobile.letterbox")  # mirrored in Swift and Kotlin
 TENSORFLOW = ("tensorflow", "keras", "tf_keras")
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from bbe_mobile.bench.options import BenchError
 
 BENCH_FORMAT = "bbe-bench/1"
-RESULT_KINDS = ("grouper", "model", "preprocess", "upsample", "total")
+RESULT_KINDS = ("grouper", "tracker", "model", "preprocess", "upsample", "total")
 PAPER_GROUPER_MS = (1.0, 2.0)  # the paper: grouping takes 1-2 ms on an iPhone 7
 PAPER_NOTE = "paper: grouping 1-2 ms on an iPhone 7"
 

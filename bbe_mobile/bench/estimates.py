@@ -54,7 +54,7 @@ def estimates(result: dict) -> dict | None:
         for r in rows:
             est = r["median_ms"] * factor
             groupers.append({"source": source, "case": r["name"], "host_ms": r["median_ms"], "estimate_ms": est,
-                             "paper": paper_verdict(est)})
+                             "paper": paper_verdict(est) if r.get("kind", "grouper") == "grouper" else "-"})
     return {"factor": factor, "label": f"ESTIMATE for {profile.get('label', profile['name'])} "
                                        f"(host single-thread x {factor:.2f}, {profile['method_short']})",
             "grouper_source": source, "models": models, "groupers": groupers}

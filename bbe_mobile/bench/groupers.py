@@ -1,8 +1,10 @@
-"""The grouper benches on the golden ``bench_*`` cases, each in the ``bbe-bench/1`` format: NumPy in this
+"""The grouper benches on the golden ``bench_*`` cases (and the tracker on ``track_bench_129_10``), each in the
+``bbe-bench/1`` format: NumPy in this
 process, Swift (``swift build -c release`` in ios_demo) and Kotlin (android_demo/grouper/bench.sh) where their
 toolchains exist."""
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import subprocess
 import time
@@ -14,7 +16,9 @@ from bbe_mobile.bench.device_results import parse_bench_stdout
 from bbe_mobile.bench.options import BenchOptions
 from bbe_mobile.bench.timing import Progress, summarize
 from bbe_mobile.golden import read_golden, read_golden_doc, read_golden_index
+from bbe_mobile.golden_tracking import BENCH_SEQUENCE, INDEX, read_tracking_golden, read_tracking_index
 from bbe_mobile.grouper import GrouperConfig, group
+from bbe_mobile.tracker import TrackerConfig, TrackerState, smooth, update_tracks
 from bbe_mobile.utils.paths import GOLDEN_DIR, REPO_ROOT
 
 BENCH_ROW_STATS = ("median_ms", "p90_ms", "min_ms")  # the figures a bbe-bench/1 grouper row carries
@@ -49,14 +53,47 @@ def time_numpy_grouper(runs: int = 200, warmup: int = 20, golden_dir: Path = GOL
             "results": results}
 
 
+def time_numpy_tracker(runs: int = 200, warmup: int = 20, golden_dir: Path = GOLDEN_DIR) -> dict | None:
+    """Smoothing + tracking per frame (docs/tracker.md) on the golden sequence ``track_bench_129_10``, grouper
+    excluded (its labels come from the golden file): each run is one pass from a fresh state, divided by the frame
+    count; IDs checked against the golden ones. A bbe-bench/1 row, or None without the sequence."""
+    if not (golden_dir / INDEX).is_file() or BENCH_SEQUENCE not in read_tracking_index(golden_dir):
+        return None
+    doc, probs, _, _, labels = read_tracking_golden(golden_dir, BENCH_SEQUENCE)
+    config = TrackerConfig(**doc["tracker"])
+    content = (doc["content_height"], doc["content_width"])
+
+    def one_pass() -> list:
+        state, frames = TrackerState(), []
+        for prob, frame_labels in zip(probs, labels):
+            smoothed, _ = smooth(state.smoothed, prob, config)
+            state, frame = update_tracks(dataclasses.replace(state, smoothed=smoothed), frame_labels, config, content)
+            frames.append(frame)
+        return frames
+
+    for _ in range(warmup):
+        one_pass()
+    samples = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        frames = one_pass()
+        samples.append((time.perf_counter() - t0) * 1e3 / len(probs))
+    if [f.ids.tolist() for f in frames] != [e["ids"] for e in doc["expected"]]:
+        raise RuntimeError(f"NumPy tracker disagrees with golden sequence {BENCH_SEQUENCE}")
+    stats = summarize(samples)
+    return {"kind": "tracker", "name": BENCH_SEQUENCE, "height": doc["height"], "width": doc["width"], "people": 10,
+            "frames": doc["frames"], **{k: stats[k] for k in BENCH_ROW_STATS}}
+
+
 def _skipped(source: str, note: str) -> dict:
     return {"source": source, "status": "skipped", "note": note, "results": []}
 
 
 def numpy_grouper(runs: int, warmup: int) -> dict:
     doc = time_numpy_grouper(runs=runs, warmup=warmup)
+    tracker = time_numpy_tracker(runs=runs, warmup=warmup)
     return {"source": "numpy", "status": "ok", "note": "Python + NumPy (per-call interpreter overhead included)",
-            "results": doc["results"]}
+            "results": doc["results"] + ([tracker] if tracker else [])}
 
 
 def swift_grouper(runs: int, warmup: int, timeout: float = 900) -> dict:

@@ -36,6 +36,7 @@ struct BenchmarkRunner {
         }
 
         // Model: one forward pass, input already prepared.
+        predictor.tracker = nil  // the grouper alone, as the bench rows say (the camera starts a new stream)
         let (input, letterbox) = try predictor.prepare(image)
         var model: [Double] = [], preprocess: [Double] = [], grouper: [Double] = [], upsample: [Double] = []
         var total: [Double] = []

@@ -10,6 +10,8 @@ final class CameraController: NSObject, ObservableObject, AVCaptureVideoDataOutp
     @Published var frame: CGImage?
     @Published var fps: Double = 0
     @Published var error: String?
+    /// Main-person mode: everyone but the main person dimmed (read on the capture queue, set on the main one).
+    @Published var mainOnly = false
 
     let session = AVCaptureSession()
     private let output = AVCaptureVideoDataOutput()
@@ -67,15 +69,18 @@ final class CameraController: NSObject, ObservableObject, AVCaptureVideoDataOutp
             defer { self.captureQueue.async { self.busy = false } }
             do {
                 // Portrait back camera: the sensor buffer is landscape, rotate it upright first.
+                let mainOnly = await MainActor.run { self.mainOnly }
                 let result = try await store.withPredictor { predictor -> (BBEPrediction, CGImage?, CGImage?) in
                     predictor.configuration.upsampleLabels = false
+                    if predictor.tracker == nil { predictor.tracker = TrackerState() }  // a camera stream: track it
                     let start = DispatchTime.now().uptimeNanoseconds
                     let frame = try predictor.image(from: pixelBuffer, orientation: .right)
                     let convert = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
                     var prediction = try predictor.predict(frame)
                     prediction.timings.preprocess += convert  // pixel buffer -> upright image
                     let t = DispatchTime.now().uptimeNanoseconds
-                    let mask = OverlayRenderer.displayMask(prediction, stride: predictor.metadata.stride)
+                    let mask = OverlayRenderer.displayMask(prediction, stride: predictor.metadata.stride,
+                                                           mainOnly: mainOnly)
                     prediction.timings.upsample += Double(DispatchTime.now().uptimeNanoseconds - t) / 1e6
                     return (prediction, mask, frame)
                 }
@@ -104,8 +109,17 @@ struct CameraScreen: View {
                     .frame(maxWidth: .infinity, maxHeight: .infinity)
             }
             if let prediction = camera.prediction {
-                InstancesOverlay(prediction: prediction, mask: camera.mask)
+                InstancesOverlay(prediction: prediction, mask: camera.mask, mainOnly: camera.mainOnly)
                 TimingsView(timings: prediction.timings, fps: camera.fps).padding()
+                VStack {
+                    Spacer()
+                    Toggle("Main person", isOn: $camera.mainOnly)
+                        .fixedSize()
+                        .padding(8)
+                        .background(.ultraThinMaterial, in: RoundedRectangle(cornerRadius: 8))
+                }
+                .frame(maxWidth: .infinity, alignment: .trailing)
+                .padding()
             }
             StatusBanner(error: camera.error)
         }

@@ -16,15 +16,34 @@ enum Palette {
         let c = rgb[(label - 1) % rgb.count]
         return Color(red: Double(c.0) / 255, green: Double(c.1) / 255, blue: Double(c.2) / 255)
     }
+
+    /// A person not yet confirmed by the tracker, and everyone but the main person in main-person mode.
+    static let tentative: (UInt8, UInt8, UInt8) = (160, 160, 160)
+    static let dimmed: (UInt8, UInt8, UInt8) = (48, 48, 48)
+
+    /// RGB of each instance: by instance number without tracking; by person ID with it (a person keeps their
+    /// colour across frames), grey while tentative, dark grey for the others when `mainOnly`.
+    static func instanceColors(_ prediction: BBEPrediction, mainOnly: Bool) -> [(UInt8, UInt8, UInt8)] {
+        prediction.instances.indices.map { k in
+            guard let tracked = prediction.tracked, k < tracked.ids.count else { return rgb[k % rgb.count] }
+            let id = Int(tracked.ids[k])
+            if mainOnly && id != tracked.mainId { return dimmed }
+            return id == 0 ? tentative : rgb[(id - 1) % rgb.count]
+        }
+    }
 }
 
 enum OverlayRenderer {
-    /// A translucent RGBA image of a label map (`height * width` labels, 0 = transparent).
-    static func maskImage(labels: [Int32], width: Int, height: Int, alpha: UInt8 = 140) -> CGImage? {
+    /// A translucent RGBA image of a label map (`height * width` labels, 0 = transparent); label `k` takes
+    /// `colors[k - 1]` (default: the palette by label).
+    static func maskImage(labels: [Int32], width: Int, height: Int, alpha: UInt8 = 140,
+                          colors: [(UInt8, UInt8, UInt8)]? = nil) -> CGImage? {
         guard width > 0, height > 0, labels.count == width * height else { return nil }
         var pixels = [UInt8](repeating: 0, count: width * height * 4)
         for k in 0..<labels.count where labels[k] > 0 {
-            let c = Palette.rgb[(Int(labels[k]) - 1) % Palette.rgb.count]
+            let label = Int(labels[k])
+            let c = colors.map { label <= $0.count ? $0[label - 1] : Palette.tentative }
+                ?? Palette.rgb[(label - 1) % Palette.rgb.count]
             let a = Float(alpha) / 255  // premultiplied
             pixels[4 * k] = UInt8(Float(c.0) * a)
             pixels[4 * k + 1] = UInt8(Float(c.1) * a)
@@ -42,7 +61,8 @@ enum OverlayRenderer {
     /// The mask of a prediction at a display resolution of at most `maxSide` pixels: the labels are upsampled
     /// through the same letterbox mapping (docs/grouper.md) to a smaller copy of the image, which is cheaper
     /// than the full image size for live video.
-    static func displayMask(_ prediction: BBEPrediction, stride: Double, maxSide: Int = 480) -> CGImage? {
+    static func displayMask(_ prediction: BBEPrediction, stride: Double, maxSide: Int = 480,
+                            mainOnly: Bool = false) -> CGImage? {
         let h0 = prediction.imageHeight, w0 = prediction.imageWidth
         let f = min(1, Double(maxSide) / Double(max(h0, w0)))
         let h = max(1, Int((Double(h0) * f).rounded())), w = max(1, Int((Double(w0) * f).rounded()))
@@ -52,7 +72,8 @@ enum OverlayRenderer {
                                          contentWidth: prediction.letterbox.contentWidth,
                                          side: prediction.letterbox.side)
         guard let labels = try? prediction.grouped.labelsToImage(geometry, stride: stride) else { return nil }
-        return maskImage(labels: labels, width: w, height: h)
+        return maskImage(labels: labels, width: w, height: h,
+                         colors: Palette.instanceColors(prediction, mainOnly: mainOnly))
     }
 }
 
@@ -60,6 +81,7 @@ enum OverlayRenderer {
 struct InstancesOverlay: View {
     let prediction: BBEPrediction
     let mask: CGImage?
+    var mainOnly = false
 
     var body: some View {
         GeometryReader { proxy in
@@ -74,16 +96,19 @@ struct InstancesOverlay: View {
                         .frame(width: size.width * s, height: size.height * s)
                         .offset(x: origin.x, y: origin.y)
                 }
+                let colors = Palette.instanceColors(prediction, mainOnly: mainOnly).map {
+                    Color(red: Double($0.0) / 255, green: Double($0.1) / 255, blue: Double($0.2) / 255)
+                }
                 ForEach(prediction.instances) { instance in
                     let b = instance.box
                     Rectangle()
-                        .stroke(Palette.color(instance.id), lineWidth: 2)
+                        .stroke(colors[instance.id - 1], lineWidth: 2)
                         .frame(width: CGFloat(b.width) * s, height: CGFloat(b.height) * s)
                         .offset(x: origin.x + CGFloat(b.x1) * s, y: origin.y + CGFloat(b.y1) * s)
                     Text(String(format: "%.2f", instance.score))
                         .font(.caption2.monospacedDigit())
                         .padding(2)
-                        .background(Palette.color(instance.id))
+                        .background(colors[instance.id - 1])
                         .offset(x: origin.x + CGFloat(b.x1) * s, y: origin.y + CGFloat(b.y1) * s)
                 }
             }

@@ -59,6 +59,7 @@ struct PhotoScreen: View {
             mask = nil
             let result = try await store.withPredictor { predictor -> (BBEPrediction, CGImage?) in
                 predictor.configuration.upsampleLabels = true
+                predictor.tracker = nil  // a single photo: no tracking (the camera starts a new stream)
                 let p = try predictor.predict(cg)
                 return (p, OverlayRenderer.maskImage(labels: p.labels, width: p.imageWidth, height: p.imageHeight))
             }

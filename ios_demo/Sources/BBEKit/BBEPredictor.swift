@@ -38,6 +38,8 @@ public struct BBEPrediction: Sendable {
     /// The letterbox used.
     public var letterbox: LetterboxGeometry
     public var timings: BBETimings
+    /// Person IDs and the main person (docs/tracker.md) when ``BBEPredictor/tracker`` is on, else `nil`.
+    public var tracked: TrackedFrame? = nil
 }
 
 /// Runs a BBE Core ML model and the grouper on images: letterbox -> model -> (sigmoid) -> grouper ->
@@ -51,6 +53,12 @@ public final class BBEPredictor {
     private let preprocessor: ImagePreprocessor
     private let grouper: Grouper
     private let inputIsImage: Bool
+    private var currentLetterbox: LetterboxGeometry?
+    private var trackedFrame: TrackedFrame?
+
+    /// The video tracker's state (docs/tracker.md: smoothing, person IDs, main person) for a camera stream; `nil`
+    /// (the default) segments every frame alone. Set `TrackerState()` to start a stream.
+    public var tracker: TrackerState? = nil
 
     /// Checks the model's input and outputs against its metadata.
     public init(model: BBEModel, configuration: Configuration = Configuration()) throws {
@@ -103,6 +111,8 @@ public final class BBEPredictor {
         var t = DispatchTime.now()
         let (input, letterbox) = try prepare(image)
         timings.preprocess = milliseconds(since: t)
+        currentLetterbox = letterbox
+        trackedFrame = nil
 
         t = DispatchTime.now()
         let outputs = try runModel(input)
@@ -119,7 +129,7 @@ public final class BBEPredictor {
 
         let instances = boxes.indices.map { BBEInstance(id: $0 + 1, box: boxes[$0], score: grouped.scores[$0]) }
         return BBEPrediction(instances: instances, labels: labels, imageWidth: image.width, imageHeight: image.height,
-                             grouped: grouped, letterbox: letterbox, timings: timings)
+                             grouped: grouped, letterbox: letterbox, timings: timings, tracked: trackedFrame)
     }
 
     // MARK: - Stages (public for the benchmark screen)
@@ -165,8 +175,23 @@ public final class BBEPredictor {
             prob.values.withUnsafeMutableBufferPointer { TensorCopy.applySigmoid($0) }
         }
         grouper.configuration = configuration.grouper ?? meta.grouper
-        return try grouper.group(prob: prob.values, offsets: offsets.values, height: prob.height, width: prob.width,
-                                 stride: meta.stride)
+        guard let state = tracker else {
+            return try grouper.group(prob: prob.values, offsets: offsets.values, height: prob.height,
+                                     width: prob.width, stride: meta.stride)
+        }
+        // Smoothing, grouping of the smoothed map and tracking (docs/tracker.md); content extent in cells.
+        let rows = Double(prob.height)
+        let (next, grouped, frame) = try Tracker.step(
+            state, prob: prob.values, height: prob.height, width: prob.width,
+            contentHeight: currentLetterbox.map { Double($0.contentHeight) * rows / Double($0.side) },
+            contentWidth: currentLetterbox.map { Double($0.contentWidth) * rows / Double($0.side) }
+        ) { smoothed in
+            try grouper.group(prob: smoothed, offsets: offsets.values, height: prob.height, width: prob.width,
+                              stride: meta.stride)
+        }
+        tracker = next
+        trackedFrame = frame
+        return grouped
     }
 
     private func milliseconds(since start: DispatchTime) -> Double {

@@ -1,4 +1,5 @@
-// bbe-grouper-bench: times the Swift grouper on the golden benchmark cases (bench_people != null) and prints
+// bbe-grouper-bench: times the Swift grouper on the golden benchmark cases (bench_people != null), and the tracker
+// on the golden sequence track_bench_129_10 (TrackerBench.swift), and prints
 // the JSON of docs/bench-format.md (source "swift-grouper", device "host"). Exits non-zero if any run's
 // labels differ from the golden labels. Build with `swift build -c release`.
 import BBEGolden
@@ -149,6 +150,9 @@ for name in names where options.only.isEmpty || options.only.contains(name) {
 }
 if checked == 0 {
     fail("no benchmark case (bench_people != null) found in \(options.golden.path)")
+}
+if options.only.isEmpty, let row = trackerRow(golden: options.golden, runs: options.runs, warmup: options.warmup) {
+    results.append(row)
 }
 
 let json = """

@@ -13,6 +13,10 @@ import org.bbemobile.grouper.Grouper
 import org.bbemobile.grouper.Instances
 import org.bbemobile.grouper.Letterbox
 import org.bbemobile.grouper.TfliteMetadata
+import org.bbemobile.grouper.TrackedFrame
+import org.bbemobile.grouper.Tracker
+import org.bbemobile.grouper.TrackerConfig
+import org.bbemobile.grouper.TrackerState
 import org.bbemobile.grouper.Upsampling
 import org.tensorflow.lite.DataType
 import org.tensorflow.lite.Delegate
@@ -63,7 +67,9 @@ class BbeSegmenter private constructor(
         val letterbox: Letterbox,
         val imageLabels: IntArray,
         val imageBoxes: FloatArray,
-        val timings: Timings
+        val timings: Timings,
+        /** Person IDs and the main person (docs/tracker.md) when [tracker] is on, else null. */
+        val tracked: TrackedFrame? = null
     ) {
         val imageWidth: Int get() = letterbox.imageWidth
         val imageHeight: Int get() = letterbox.imageHeight
@@ -88,6 +94,14 @@ class BbeSegmenter private constructor(
     private val paint = Paint(Paint.FILTER_BITMAP_FLAG)
     private val dst = Rect()
     private var labelsScratch = IntArray(0)
+
+    /**
+     * The video tracker's state (docs/tracker.md: smoothing, person IDs, main person) for a camera stream; null
+     * (the default) segments every frame alone. Set `TrackerState()` to start a stream.
+     */
+    var tracker: TrackerState? = null
+    private var trackedFrame: TrackedFrame? = null
+    private var letterbox: Letterbox? = null
 
     init {
         val inT = interpreter.getInputTensor(0)
@@ -201,14 +215,25 @@ class BbeSegmenter private constructor(
         val pt = interpreter.getOutputTensor(probIndex)
         val ot = interpreter.getOutputTensor(offsetsIndex)
         val sigmoid = metadata.probActivation == "sigmoid"
-        if (pt.dataType() == DataType.FLOAT32 && ot.dataType() == DataType.FLOAT32 && !sigmoid) {
+        val state = tracker
+        if (state == null && pt.dataType() == DataType.FLOAT32 && ot.dataType() == DataType.FLOAT32 && !sigmoid) {
             // Direct buffers straight into the grouper: no copy on our side.
             return grouper.group(pb.asFloatBuffer(), ob.asFloatBuffer(), gridH, gridW, metadata.stride)
         }
         dequantize(pb, pt.dataType(), pt.quantizationParams().scale, pt.quantizationParams().zeroPoint, prob)
         dequantize(ob, ot.dataType(), ot.quantizationParams().scale, ot.quantizationParams().zeroPoint, offsets)
         if (sigmoid) for (k in prob.indices) prob[k] = (1.0 / (1.0 + Math.exp(-prob[k].toDouble()))).toFloat()
-        return grouper.group(prob, offsets, gridH, gridW, metadata.stride)
+        if (state == null) return grouper.group(prob, offsets, gridH, gridW, metadata.stride)
+        val lb = letterbox
+        val cellsPerPixel = gridH.toDouble() / inputSize
+        val step = Tracker.step(state, prob, gridH, gridW, TrackerConfig(),
+            lb?.let { it.contentHeight * cellsPerPixel } ?: Double.NaN,
+            lb?.let { it.contentWidth * cellsPerPixel } ?: Double.NaN) { smoothed ->
+            grouper.group(smoothed, offsets, gridH, gridW, metadata.stride)
+        }
+        tracker = step.state
+        trackedFrame = step.frame
+        return step.instances
     }
 
     /** Labels of [instances] on the original image of [letterbox] (nearest cell, docs/grouper.md). */
@@ -225,6 +250,8 @@ class BbeSegmenter private constructor(
     fun segment(bitmap: Bitmap): Result {
         val t0 = SystemClock.elapsedRealtimeNanos()
         val lb = preprocess(bitmap)
+        letterbox = lb
+        trackedFrame = null
         val t1 = SystemClock.elapsedRealtimeNanos()
         infer()
         val t2 = SystemClock.elapsedRealtimeNanos()
@@ -233,7 +260,8 @@ class BbeSegmenter private constructor(
         val labels = upsample(instances, lb)
         val boxes = lb.boxesToImage(instances.boxes)
         val t4 = SystemClock.elapsedRealtimeNanos()
-        return Result(instances, lb, labels, boxes, Timings(ms(t1 - t0), ms(t2 - t1), ms(t3 - t2), ms(t4 - t3)))
+        return Result(instances, lb, labels, boxes, Timings(ms(t1 - t0), ms(t2 - t1), ms(t3 - t2), ms(t4 - t3)),
+            trackedFrame)
     }
 
     override fun close() {

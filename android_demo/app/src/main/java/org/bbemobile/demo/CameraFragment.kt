@@ -10,6 +10,7 @@ import android.util.Log
 import android.view.LayoutInflater
 import android.view.View
 import android.view.ViewGroup
+import android.widget.CheckBox
 import android.widget.Toast
 import androidx.activity.result.contract.ActivityResultContracts
 import androidx.camera.core.CameraSelector
@@ -22,12 +23,14 @@ import androidx.camera.lifecycle.ProcessCameraProvider
 import androidx.camera.view.PreviewView
 import androidx.core.content.ContextCompat
 import androidx.fragment.app.Fragment
+import org.bbemobile.grouper.TrackerState
 import java.util.concurrent.ExecutorService
 import java.util.concurrent.Executors
 
 /**
  * Live camera screen: CameraX preview plus an RGBA image analysis stream; each frame is rotated upright,
- * segmented on a background thread and drawn by [OverlayView] with FPS and per-stage timings.
+ * segmented and tracked (docs/tracker.md: smoothing, one colour per person ID) on a background thread and drawn
+ * by [OverlayView] with FPS and per-stage timings. The "main person" box dims everyone else.
  */
 class CameraFragment : Fragment() {
     private lateinit var previewView: PreviewView
@@ -37,6 +40,8 @@ class CameraFragment : Fragment() {
     private var cameraProvider: ProcessCameraProvider? = null
     private var lastFrameNs = 0L
     private var fps = 0.0
+    @Volatile
+    private var mainOnly = false
 
     private val permission = registerForActivityResult(ActivityResultContracts.RequestPermission()) { granted ->
         if (granted) startCamera() else overlay.setResult(null, getString(R.string.camera_permission_denied))
@@ -49,6 +54,7 @@ class CameraFragment : Fragment() {
         previewView = view.findViewById(R.id.preview)
         overlay = view.findViewById(R.id.overlay)
         overlay.fill = true // PreviewView's default scale type is FILL_CENTER
+        view.findViewById<CheckBox>(R.id.main_person).setOnCheckedChangeListener { _, checked -> mainOnly = checked }
         executor = Executors.newSingleThreadExecutor()
         val ctx = requireContext().applicationContext
         if (!BbeSegmenter.modelExists(ctx)) {
@@ -58,7 +64,7 @@ class CameraFragment : Fragment() {
         val accelerator = (requireActivity() as MainActivity).accelerator
         executor.execute {
             try {
-                segmenter = BbeSegmenter.create(ctx, accelerator = accelerator)
+                segmenter = BbeSegmenter.create(ctx, accelerator = accelerator).also { it.tracker = TrackerState() }
             } catch (e: Exception) {
                 Log.e(TAG, "cannot load the model", e)
                 overlay.setResult(null, "cannot load the model: ${e.message}")
@@ -118,7 +124,7 @@ class CameraFragment : Fragment() {
             fps = if (fps == 0.0) instant else 0.9 * fps + 0.1 * instant
         }
         lastFrameNs = now
-        overlay.setResult(result, describe(result, s, fps))
+        overlay.setResult(result, describe(result, s, fps), mainOnly)
     }
 
     override fun onDestroyView() {

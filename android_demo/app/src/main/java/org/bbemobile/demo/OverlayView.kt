@@ -20,6 +20,8 @@ class OverlayView(context: Context, attrs: AttributeSet? = null) : View(context,
     private var mask: Bitmap? = null
     private var boxes = FloatArray(0)
     private var scores = FloatArray(0)
+    private var colors = IntArray(0)
+    private var names: List<String> = emptyList()
     private var imageWidth = 0
     private var imageHeight = 0
     private var info: String = ""
@@ -34,15 +36,23 @@ class OverlayView(context: Context, attrs: AttributeSet? = null) : View(context,
 
     /**
      * Shows [result] (null clears) with the [text] lines; callable from any thread (the mask bitmap is built
-     * on the caller's thread, the view updated on the UI thread).
+     * on the caller's thread, the view updated on the UI thread). With tracking, each person keeps the colour of
+     * their ID (grey until confirmed); [mainOnly] dims everyone but the main person.
      */
-    fun setResult(result: BbeSegmenter.Result?, text: String) {
-        val bitmap = result?.let { buildMask(it.imageLabels, it.imageWidth, it.imageHeight) }
+    fun setResult(result: BbeSegmenter.Result?, text: String, mainOnly: Boolean = false) {
+        val instanceColors = result?.let { instanceColors(it, mainOnly) } ?: IntArray(0)
+        val bitmap = result?.let { buildMask(it.imageLabels, it.imageWidth, it.imageHeight, instanceColors) }
+        val tracked = result?.tracked
+        val labels = List(instanceColors.size) { k ->
+            if (tracked == null) "#${k + 1}" else if (tracked.ids[k] == 0) "new" else "id ${tracked.ids[k]}"
+        }
         post {
             mask?.recycle()
             mask = bitmap
             boxes = result?.imageBoxes ?: FloatArray(0)
             scores = result?.instances?.scores ?: FloatArray(0)
+            colors = instanceColors
+            names = labels
             imageWidth = result?.imageWidth ?: 0
             imageHeight = result?.imageHeight ?: 0
             info = text
@@ -64,9 +74,9 @@ class OverlayView(context: Context, attrs: AttributeSet? = null) : View(context,
             boxPaint.strokeWidth = 3f / s
             textPaint.textSize = 14f * resources.displayMetrics.scaledDensity / s
             for (k in scores.indices) {
-                boxPaint.color = PALETTE[k % PALETTE.size] or 0xFF000000.toInt()
+                boxPaint.color = colors[k] or 0xFF000000.toInt()
                 canvas.drawRect(boxes[4 * k], boxes[4 * k + 1], boxes[4 * k + 2], boxes[4 * k + 3], boxPaint)
-                canvas.drawText(String.format("#%d %.2f", k + 1, scores[k]), boxes[4 * k] + 4f / s,
+                canvas.drawText(String.format("%s %.2f", names[k], scores[k]), boxes[4 * k] + 4f / s,
                     boxes[4 * k + 1] + textPaint.textSize, textPaint)
             }
             canvas.restore()
@@ -80,18 +90,37 @@ class OverlayView(context: Context, attrs: AttributeSet? = null) : View(context,
     }
 
     companion object {
-        /** 20 distinct colours (RGB); instance k uses PALETTE[(k - 1) % 20] at 50% opacity. */
+        /** 20 distinct colours (RGB); instance (or person ID) k uses PALETTE[(k - 1) % 20] at 50% opacity. */
         private val PALETTE = intArrayOf(
             0xE6194B, 0x3CB44B, 0xFFE119, 0x4363D8, 0xF58231, 0x911EB4, 0x46F0F0, 0xF032E6, 0xBCF60C, 0xFABEBE,
             0x008080, 0xE6BEFF, 0x9A6324, 0xFFFAC8, 0x800000, 0xAAFFC3, 0x808000, 0xFFD8B1, 0x000075, 0x808080
         )
 
-        /** ARGB mask of a label map: transparent background, one translucent colour per instance. */
-        fun buildMask(labels: IntArray, width: Int, height: Int): Bitmap {
+        private const val TENTATIVE = 0xA0A0A0  // a person not yet confirmed by the tracker
+        private const val DIMMED = 0x303030  // everyone but the main person in main-person mode
+
+        /**
+         * RGB colour of each instance: by instance number without tracking; by person ID with it (so a person
+         * keeps their colour across frames), grey while tentative, dark grey for the others when [mainOnly].
+         */
+        fun instanceColors(result: BbeSegmenter.Result, mainOnly: Boolean): IntArray {
+            val tracked = result.tracked
+            return IntArray(result.instances.count) { k ->
+                val id = tracked?.ids?.get(k) ?: (k + 1)
+                when {
+                    tracked != null && mainOnly && id != tracked.mainId -> DIMMED
+                    id == 0 -> TENTATIVE
+                    else -> PALETTE[(id - 1) % PALETTE.size]
+                }
+            }
+        }
+
+        /** ARGB mask of a label map: transparent background, instance k in [colors] `[k - 1]`, translucent. */
+        fun buildMask(labels: IntArray, width: Int, height: Int, colors: IntArray): Bitmap {
             val argb = IntArray(width * height)
             for (q in argb.indices) {
                 val l = labels[q]
-                if (l > 0) argb[q] = PALETTE[(l - 1) % PALETTE.size] or 0x80000000.toInt()
+                if (l > 0 && l <= colors.size) argb[q] = colors[l - 1] or 0x80000000.toInt()
             }
             return Bitmap.createBitmap(argb, width, height, Bitmap.Config.ARGB_8888)
         }

@@ -7,7 +7,8 @@ import kotlin.system.exitProcess
 
 private const val USAGE = """usage: GrouperBench [--golden DIR] [--runs N] [--warmup N] [--case NAME]... [--out FILE]
 
-Times the Kotlin grouper on the golden benchmark cases (bench_people != null) and prints a bbe-bench/1
+Times the Kotlin grouper on the golden benchmark cases (bench_people != null) and the tracker on the golden
+sequence track_bench_129_10 (smoothing + tracking per frame), and prints a bbe-bench/1
 JSON report (source "kotlin-grouper", device "host") to stdout, or writes it to FILE.
   --golden DIR   golden directory (default: -Dbbe.golden.dir, env BBE_GOLDEN_DIR, or tests/golden found upwards)
   --runs N       timed runs per case (default 200)
@@ -98,6 +99,7 @@ fun main(args: Array<String>) {
         System.err.println(String.format("%-14s %4dx%-4d %2d people  median %.4f ms  p90 %.4f ms  min %.4f ms  %s",
             c.name, c.height, c.width, c.benchPeople, stats.medianMs, stats.p90Ms, stats.minMs, if (ok) "labels OK" else "LABELS DIFFER"))
     }
+    if (only.isEmpty()) trackerBench(dir, runs, warmup)?.let { results.add(it) }
     val json = BenchReport("kotlin-grouper", "host", runs, warmup, results).toJson()
     val o = out
     if (o == null) print(json) else {

@@ -111,7 +111,7 @@ class GoldenCase(
          * [open] of [file], which must name a file inside the golden directory (not empty, not `.` or `..`, no
          * separators or control characters); a bad name or an I/O failure is an [IllegalArgumentException].
          */
-        private fun read(open: (String) -> ByteArray, file: String): ByteArray {
+        internal fun read(open: (String) -> ByteArray, file: String): ByteArray {
             require(file.isNotEmpty() && file != "." && file != ".." && file.none { it == '/' || it == '\\' || it < ' ' }) {
                 "${BenchReport.quote(file)} is not a file name inside the golden directory"
             }
@@ -123,7 +123,7 @@ class GoldenCase(
         }
 
         /** `height * width` for sizes in `0..MAX_SIDE`. */
-        private fun cellCount(height: Int, width: Int, what: String): Int {
+        internal fun cellCount(height: Int, width: Int, what: String): Int {
             require(height in 0..MAX_SIDE && width in 0..MAX_SIDE) {
                 "$what: height $height x width $width must both be integers in 0..$MAX_SIDE"
             }
@@ -142,14 +142,14 @@ class GoldenCase(
 
         private fun floatsOf(d: DoubleArray): FloatArray = FloatArray(d.size) { d[it].toFloat() }
 
-        private fun floats(bytes: ByteArray, count: Int, file: String): FloatArray {
+        internal fun floats(bytes: ByteArray, count: Int, file: String): FloatArray {
             require(bytes.size == 4 * count) { "$file has ${bytes.size} bytes, expected ${4 * count}" }
             val out = FloatArray(count)
             ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer().get(out)
             return out
         }
 
-        private fun ints(bytes: ByteArray, count: Int, file: String): IntArray {
+        internal fun ints(bytes: ByteArray, count: Int, file: String): IntArray {
             require(bytes.size == 4 * count) { "$file has ${bytes.size} bytes, expected ${4 * count}" }
             val out = IntArray(count)
             ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN).asIntBuffer().get(out)
