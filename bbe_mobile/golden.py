@@ -24,6 +24,7 @@ from bbe_mobile.utils.json_files import JsonFileError, read_json_object, show_va
 MIN_MARGIN = 1e-4
 BENCH_SIZES = (65, 129, 257)
 BENCH_PEOPLE = (1, 5, 10, 20)
+REFINE_SUFFIX = "_refine"  # the refine-mode variant of case NAME is NAME_refine (same input files)
 REFINE_BENCH_CASES = ("bench_65_10", "bench_129_1", "bench_129_5", "bench_129_10", "bench_129_20", "bench_257_10")
 
 
@@ -250,7 +251,7 @@ def refine_cases(cases: list[GoldenCase]) -> list[GoldenCase]:
     for case in cases:
         variant = case.bench_people is None or case.name in REFINE_BENCH_CASES
         if variant and case.config.mode == "paper":
-            out.append(dataclasses.replace(case, name=f"{case.name}_refine", description=f"{case.description}; "
+            out.append(dataclasses.replace(case, name=f"{case.name}{REFINE_SUFFIX}", description=f"{case.description}; "
                                            "mode refine", config=dataclasses.replace(case.config, mode="refine"),
                                            inputs_from=case.name))
     return out
