@@ -30,8 +30,12 @@ VARIANTS = {  # name -> GrouperConfig overrides of the model's grouper
     "paper t_iou 0.4": {"mode": "paper", "t_iou": 0.4},
     "refine t_iou 0.4": {"mode": "refine", "t_iou": 0.4},
     "refine t_iou 0.2": {"mode": "refine", "t_iou": 0.2},
+    "paper t_nms 0.3": {"mode": "paper", "t_nms": 0.3},
     "refine t_nms 0.3": {"mode": "refine", "t_nms": 0.3},
+    "refine t_nms 0.2": {"mode": "refine", "t_nms": 0.2},
     "refine t_nms 0.5": {"mode": "refine", "t_nms": 0.5},
+    "refine x2 t_nms 0.3": {"mode": "refine", "refine_rounds": 2, "t_nms": 0.3},
+    "refine t_nms 0.3 t_iou 0.4": {"mode": "refine", "t_nms": 0.3, "t_iou": 0.4},
 }
 METRICS = ("AP", "AP50", "AP75", "APL", "AR100")
 
