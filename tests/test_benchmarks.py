@@ -150,3 +150,26 @@ def test_choose_threshold_regroups_one_set_of_maps_per_value(tiny_bundle, capsys
     assert [line.split()[0] for line in lines[2:4]] == ["0.30", "0.50"]
     assert lines[4].startswith("best t_nms ")
     assert len(calls) == images > 0
+
+
+@pytest.mark.slow
+def test_grouper_modes_ap_regroups_cached_maps(tiny_bundle, tmp_path, capsys, monkeypatch):
+    """benchmarks/grouper_modes_ap.py: one row per variant on both dev sets; the model runs once per image, and
+    not at all once the maps are cached."""
+    need(COCO / "val")
+    from bbe_mobile.predictor import Predictor
+
+    bench = load_benchmark("grouper_modes_ap")
+    calls = []
+    forward = Predictor.forward
+    monkeypatch.setattr(Predictor, "forward", lambda self, image: calls.append(1) or forward(self, image))
+    args = ["--model", str(tiny_bundle), "--size", "64", "--cache", str(tmp_path), "--variants", "paper,refine x2"]
+    bench.main(args)
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| paper") or
+            line.startswith("| refine x2")]
+    assert len(rows) == 2 and all(len(row.split("|")) == 13 for row in rows)
+    assert len(calls) == 32 + 300
+    bench.main(args)
+    assert len(calls) == 32 + 300
+    with pytest.raises(SystemExit):
+        bench.main(args[:-1] + ["median"])
