@@ -336,9 +336,7 @@ public final class Grouper {
                 for m in 0..<n {
                     values[m] = personBox[5 * Int(groupedCells[start + m]) + coordinate]
                 }
-                var sorted = UnsafeMutableBufferPointer(start: values, count: n)
-                sorted.sort()
-                r[coordinate] = n % 2 == 1 ? sorted[(n - 1) / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2
+                r[coordinate] = Grouper.median(values, count: n)
             }
             r[4] = max(r[2] - r[0], 0) * max(r[3] - r[1], 0)
             refinedCount[nRefined] = n
@@ -398,6 +396,50 @@ public final class Grouper {
         let inter = iw * ih
         let union = area + q[4] - inter
         return union > 0 ? inter / union : 0
+    }
+
+    /// Median of `count >= 1` values (docs/grouper.md step 4b): the middle value, or `(a + b) / 2` of the two
+    /// middle values of an even count. Reorders the values (selection in O(count), no full sort).
+    static func median(_ v: UnsafeMutablePointer<Double>, count n: Int) -> Double {
+        let upper = select(v, count: n, k: n / 2)
+        if n % 2 == 1 {
+            return upper
+        }
+        var lower = v[0]  // after select, v[0 ..< n/2] hold the n/2 smallest values: their maximum is the lower middle
+        for m in 1..<(n / 2) where v[m] > lower {
+            lower = v[m]
+        }
+        return (lower + upper) / 2
+    }
+
+    /// The `k`-th smallest (0-based) of `v[0 ..< count]` by Hoare partitioning around a median-of-three pivot;
+    /// afterwards `v[0 ..< k] <= v[k] <= v[k + 1 ..< count]`.
+    static func select(_ v: UnsafeMutablePointer<Double>, count n: Int, k: Int) -> Double {
+        var lo = 0, hi = n - 1
+        while lo < hi {
+            let a = v[lo], b = v[lo + (hi - lo) / 2], c = v[hi]
+            let pivot = max(min(a, b), min(max(a, b), c))
+            var i = lo, j = hi
+            while i <= j {
+                while v[i] < pivot { i += 1 }
+                while v[j] > pivot { j -= 1 }
+                if i <= j {
+                    let t = v[i]
+                    v[i] = v[j]
+                    v[j] = t
+                    i += 1
+                    j -= 1
+                }
+            }
+            if k <= j {
+                hi = j
+            } else if k >= i {
+                lo = i
+            } else {
+                return v[k]
+            }
+        }
+        return v[k]
     }
 
     /// Flat index of the first NaN or ±inf, or `nil`. Checks the exponent bits (vectorisable).

@@ -412,8 +412,7 @@ class Grouper(val config: GrouperConfig = GrouperConfig()) {
             val from = start[k + 1]
             for (coordinate in 0 until 4) {
                 for (m in 0 until n) vals[m] = pBox[5 * grouped[from + m] + coordinate]
-                java.util.Arrays.sort(vals, 0, n)
-                r[5 * nr + coordinate] = if (n % 2 == 1) vals[(n - 1) / 2] else (vals[n / 2 - 1] + vals[n / 2]) / 2
+                r[5 * nr + coordinate] = median(vals, n)
             }
             r[5 * nr + 4] = area(r[5 * nr], r[5 * nr + 1], r[5 * nr + 2], r[5 * nr + 3])
             refinedCount[nr] = n
@@ -474,6 +473,50 @@ class Grouper(val config: GrouperConfig = GrouperConfig()) {
                 }
             }
             return true
+        }
+
+        /**
+         * Median of `v[0 until n]`, n >= 1 (docs/grouper.md step 4b): the middle value, or `(a + b) / 2` of the two
+         * middle values of an even count. Reorders the values (selection in O(n), no full sort).
+         */
+        @JvmStatic
+        fun median(v: DoubleArray, n: Int): Double {
+            val upper = select(v, n, n / 2)
+            if (n % 2 == 1) return upper
+            var lower = v[0] // after select, v[0 until n/2] hold the n/2 smallest values: their maximum is the lower middle
+            for (m in 1 until n / 2) if (v[m] > lower) lower = v[m]
+            return (lower + upper) / 2
+        }
+
+        /**
+         * The [k]-th smallest (0-based) of `v[0 until n]` by Hoare partitioning around a median-of-three pivot;
+         * afterwards `v[0 until k] <= v[k] <= v[k + 1 until n]`.
+         */
+        @JvmStatic
+        fun select(v: DoubleArray, n: Int, k: Int): Double {
+            var lo = 0
+            var hi = n - 1
+            while (lo < hi) {
+                val a = v[lo]
+                val b = v[lo + (hi - lo) / 2]
+                val c = v[hi]
+                val pivot = Math.max(Math.min(a, b), Math.min(Math.max(a, b), c))
+                var i = lo
+                var j = hi
+                while (i <= j) {
+                    while (v[i] < pivot) i++
+                    while (v[j] > pivot) j--
+                    if (i <= j) {
+                        val t = v[i]
+                        v[i] = v[j]
+                        v[j] = t
+                        i++
+                        j--
+                    }
+                }
+                if (k <= j) hi = j else if (k >= i) lo = i else return v[k]
+            }
+            return v[k]
         }
 
         @JvmStatic
