@@ -1,7 +1,7 @@
 """The instance grouper of ``docs/grouper.md``: the paper's (section 3.3) and the refined mode. Pure NumPy.
 
 Cost: O(H·W) for the peaks, O(Nc·K) for NMS (K <= max_instances kept), O(Np·K) for each assignment of the Np
-person cells, O(Np log Np) for the medians of a refinement round. Only the person cells are decoded.
+person cells, O(Np) for the medians of a refinement round (np.partition). Only the person cells are decoded.
 """
 from __future__ import annotations
 
