@@ -44,7 +44,7 @@ def decode_boxes(offsets: np.ndarray, cx: np.ndarray, cy: np.ndarray, anchor: An
     bx += cx
     by = o[..., 1] * anchor.h
     by += cy
-    boxes = np.empty(o.shape, np.float64)
+    boxes = np.empty_like(o)  # the layout of the offsets: coordinate-major input gives coordinate-major rows
     np.subtract(bx, half_w, out=boxes[..., 0])
     np.subtract(by, half_h, out=boxes[..., 1])
     np.add(bx, half_w, out=boxes[..., 2])

@@ -163,17 +163,22 @@ def _say_initial_weights(backbone: str, alpha: float, backbone_weights: str | No
 
 
 def _grouper_options(f):
-    """--t-c/--t-nms/--t-fg/--t-iou/--max-instances overriding the model's grouper thresholds."""
+    """--t-c/--t-nms/--t-fg/--t-iou/--max-instances/--grouper-mode/--refine-rounds overriding the model's grouper
+    configuration; the command receives them as keyword arguments named like GrouperConfig's fields."""
     for name, help_text in (("t-c", "peak probability threshold"), ("t-nms", "NMS IoU threshold"),
                             ("t-fg", "person cell probability threshold"),
                             ("t-iou", "minimum IoU of a cell's box with its instance box")):
         f = click.option(f"--{name}", type=float, default=None,
                          help=f"Grouper {help_text}, in [0, 1] (default: the model's).")(f)
+    f = click.option("--grouper-mode", "mode", type=click.Choice(["paper", "refine"]), default=None,
+                     help="Grouper mode (docs/grouper.md): the paper's, or refined boxes (default: the model's).")(f)
+    f = click.option("--refine-rounds", type=int, default=None,
+                     help="Refinement rounds of --grouper-mode refine, >= 1 (default: the model's, 1).")(f)
     return click.option("--max-instances", type=int, default=None, help="Most instances per image "
                         "(default: the model's, 20).")(f)
 
 
-def _predictor(model, size, t_c, t_nms, t_fg, t_iou, max_instances):
+def _predictor(model, size, grouper_overrides: dict):
     import dataclasses  # noqa: PLC0415
 
     from bbe_mobile.export.runtime import load_runner  # noqa: PLC0415
@@ -181,8 +186,7 @@ def _predictor(model, size, t_c, t_nms, t_fg, t_iou, max_instances):
     from bbe_mobile.predictor import Predictor  # noqa: PLC0415
 
     runner = load_runner(model, input_size=canvas_side(size) if size else None)
-    overrides = {k: v for k, v in dict(t_c=t_c, t_nms=t_nms, t_fg=t_fg, t_iou=t_iou,
-                                       max_instances=max_instances).items() if v is not None}
+    overrides = {k: v for k, v in grouper_overrides.items() if v is not None}
     grouper = dataclasses.replace(runner.grouper, **overrides)
     grouper.validate()
     return Predictor(runner, grouper, size or runner.input_size)
@@ -203,7 +207,7 @@ MODEL_HELP = "Model: a bundle directory (model.keras + bbe.json) or an exported 
 @click.option("--size", type=int, default=None, help="Letterbox size: the image's longer side in input pixels "
               "(default: the model's input size, 512 for the bundled model).")
 @_grouper_options
-def predict(images, video_path, main_person, model, out_dir, size, t_c, t_nms, t_fg, t_iou, max_instances):
+def predict(images, video_path, main_person, model, out_dir, size, **grouper_overrides):
     """Segment the people in IMAGES: a Figure-4-style overlay PNG and a JSON (boxes, scores, RLE masks in
     original image pixels) per image. With --video, the people of every frame with stable IDs."""
     from tqdm import tqdm  # noqa: PLC0415
@@ -216,10 +220,10 @@ def predict(images, video_path, main_person, model, out_dir, size, t_c, t_nms, t
     if main_person and not video_path:
         raise click.UsageError("--main-person needs --video")
     if video_path:
-        _predict_video(video_path, main_person, model, out_dir, size, t_c, t_nms, t_fg, t_iou, max_instances)
+        _predict_video(video_path, main_person, model, out_dir, size, grouper_overrides)
         return
     loaded = [(path, read_image(path)) for path in images]  # every input checked before any work
-    predictor = _predictor(model, size, t_c, t_nms, t_fg, t_iou, max_instances)
+    predictor = _predictor(model, size, grouper_overrides)
     # the bar only on a terminal (None: tqdm's own check) and for 2+ images; each image's line goes above it
     for path, image in tqdm(loaded, disable=True if len(loaded) < 2 else None, unit="img", dynamic_ncols=True):
         prediction = predictor.predict(image)
@@ -228,14 +232,14 @@ def predict(images, video_path, main_person, model, out_dir, size, t_c, t_nms, t
         tqdm.write(f"{path}: {people} {'person' if people == 1 else 'people'} -> {png}, {js}")
 
 
-def _predict_video(video_path, main_person, model, out_dir, size, t_c, t_nms, t_fg, t_iou, max_instances):
+def _predict_video(video_path, main_person, model, out_dir, size, grouper_overrides: dict):
     from tqdm import tqdm  # noqa: PLC0415
 
     from bbe_mobile.predict_video import predict_video, probe_video  # noqa: PLC0415
     from bbe_mobile.video import VideoPredictor  # noqa: PLC0415
 
     probe_video(video_path)  # the input checked before the model loads
-    video = VideoPredictor(_predictor(model, size, t_c, t_nms, t_fg, t_iou, max_instances))
+    video = VideoPredictor(_predictor(model, size, grouper_overrides))
     mp4, jsonl, frames = predict_video(
         video, video_path, out_dir, main_only=main_person,
         progress=lambda it, total: tqdm(it, total=total or None, unit="frame", dynamic_ncols=True, leave=False,
@@ -256,8 +260,7 @@ def _predict_video(video_path, main_person, model, out_dir, size, t_c, t_nms, t_
               help="Images to score: all, those with 2+ people, or those with exactly one.")
 @click.option("--limit", type=int, default=None, help="Only the first N images (of the subset, json order).")
 @_grouper_options
-def eval_command(images, annotations, model, size, results, metrics_json, subset, limit, t_c, t_nms, t_fg, t_iou,
-                 max_instances):
+def eval_command(images, annotations, model, size, results, metrics_json, subset, limit, **grouper_overrides):
     """Mask AP/AR of the person category (pycocotools, 12-column table) and semantic person IoU."""
     from bbe_mobile.evaluate import evaluate, format_table, subset_ids  # noqa: PLC0415
     from bbe_mobile.training.data import CocoPersons  # noqa: PLC0415
@@ -269,7 +272,7 @@ def eval_command(images, annotations, model, size, results, metrics_json, subset
         raise ValueError(f"no images to evaluate in {annotations} (subset {subset})")
     dataset.image_ids = ids
     dataset.check_files()
-    predictor = _predictor(model, size, t_c, t_nms, t_fg, t_iou, max_instances)
+    predictor = _predictor(model, size, grouper_overrides)
     coco_results, metrics = evaluate(predictor, dataset, ids)
     if results:
         write_json(results, coco_results)
@@ -288,8 +291,8 @@ def eval_command(images, annotations, model, size, results, metrics_json, subset
 @click.option("--coco-annotations", default=str(paths.COCO_MINI_VAL_ANNOTATIONS),
               show_default=True, type=click.Path())
 def golden(out_dir, coco_images, coco_annotations):
-    """Write the grouper golden vectors (edge cases, real COCO cases, benchmark cases) and the tracking sequences
-    (docs/tracker.md) for Python, Swift, Kotlin."""
+    """Write the grouper golden vectors (edge cases, real COCO cases, benchmark cases, then the same in the refine
+    mode with refine-only cases) and the tracking sequences (docs/tracker.md) for Python, Swift, Kotlin."""
     from bbe_mobile import golden as g  # noqa: PLC0415
 
     cases = g.edge_cases()
@@ -298,6 +301,7 @@ def golden(out_dir, coco_images, coco_annotations):
     else:
         click.echo(f"{coco_annotations} not found: writing no COCO cases", err=True)
     cases += g.bench_cases()
+    cases += g.refine_cases(cases)
     names = g.write_golden(out_dir, cases)
     click.echo(f"wrote {len(names)} cases to {out_dir}")
     from bbe_mobile import golden_tracking  # noqa: PLC0415

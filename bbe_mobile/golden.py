@@ -5,6 +5,8 @@ config, expected ``boxes`` and ``scores``, file names, optional ``image`` block 
 plus raw little-endian row-major files ``NAME.prob.f32`` (H·W float32), ``NAME.offsets.f32`` (H·W·4 float32),
 ``NAME.labels.i32`` (H·W int32) and, with an ``image`` block, ``NAME.image_labels.i32`` (h0·w0 int32).
 Every decision in a case is at least ``MIN_MARGIN`` away from a threshold or a tie (checked on generation).
+A case's ``config`` lists ``mode`` and ``refine_rounds`` only for mode ``refine`` (absent: the paper's mode, so the
+older cases stay byte-identical); a refine case may reuse another case's input files (``prob_file``/``offsets_file``).
 """
 from __future__ import annotations
 
@@ -15,12 +17,15 @@ from pathlib import Path
 import numpy as np
 
 from bbe_mobile.boxes import anchor_centers, decode_boxes, encode_boxes, pairwise_iou
-from bbe_mobile.grouper import GrouperConfig, Instances, boxes_to_image, find_peaks, group, labels_to_image, nms
+from bbe_mobile.grouper import (GrouperConfig, Instances, assign_cells, boxes_to_image, find_peaks, group,
+                                labels_to_image, median_boxes, nms, refine_round)
 from bbe_mobile.utils.json_files import JsonFileError, read_json_object, show_value
 
 MIN_MARGIN = 1e-4
 BENCH_SIZES = (65, 129, 257)
 BENCH_PEOPLE = (1, 5, 10, 20)
+REFINE_SUFFIX = "_refine"  # the refine-mode variant of case NAME is NAME_refine (same input files)
+REFINE_BENCH_CASES = ("bench_65_10", "bench_129_1", "bench_129_5", "bench_129_10", "bench_129_20", "bench_257_10")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,6 +41,21 @@ class GoldenCase:
     image_hw: tuple[int, int] | None = None
     scale: float | None = None
     bench_people: int | None = None
+    inputs_from: str | None = None  # name of an earlier case whose prob/offsets files this case reads
+
+
+def _assignment_margins(cell_boxes: np.ndarray, boxes: np.ndarray, t_iou: float) -> list[float]:
+    """Distances from flipping of the assignment of cell boxes (N, 4) to ``boxes`` (K, 4): the best IoU against
+    t_iou, and the best against the second best where the best could pass t_iou."""
+    if not len(cell_boxes) or not len(boxes):
+        return []
+    iou = np.sort(pairwise_iou(cell_boxes, boxes), axis=1)[:, ::-1]
+    margins = [np.min(np.abs(iou[:, 0] - t_iou))]
+    if iou.shape[1] > 1:
+        contested = iou[:, 0] >= t_iou - MIN_MARGIN
+        if contested.any():
+            margins.append(np.min(iou[contested, 0] - iou[contested, 1]))
+    return margins
 
 
 def decision_margin(prob: np.ndarray, offsets: np.ndarray, stride: float, config: GrouperConfig) -> float:
@@ -51,14 +71,19 @@ def decision_margin(prob: np.ndarray, offsets: np.ndarray, stride: float, config
     if peaks.size:
         kept = boxes[peaks][nms(boxes[peaks], prob.ravel()[peaks], config.t_nms, config.max_instances)]
         margins.append(np.min(np.abs(pairwise_iou(boxes[peaks], kept) - config.t_nms)))
-        person = np.flatnonzero(prob.ravel() >= config.t_fg)
-        if person.size:
-            iou = np.sort(pairwise_iou(boxes[person], kept), axis=1)[:, ::-1]
-            margins.append(np.min(np.abs(iou[:, 0] - config.t_iou)))
-            if iou.shape[1] > 1:
-                contested = iou[:, 0] >= config.t_iou - MIN_MARGIN
-                if contested.any():
-                    margins.append(np.min(iou[contested, 0] - iou[contested, 1]))
+        cells = boxes[prob.ravel() >= config.t_fg]
+        margins += _assignment_margins(cells, kept, config.t_iou)
+        if config.mode == "refine" and len(cells):
+            rows = np.ascontiguousarray(cells.T)
+            labels = assign_cells(rows, kept, config.t_iou)
+            for _ in range(config.refine_rounds):
+                counts = np.bincount(labels, minlength=len(kept) + 1)[1:]
+                medians = median_boxes(rows, labels, len(kept))[counts > 0]
+                if len(medians) > 1:  # the duplicate removal: every pair of refined boxes against t_nms
+                    pairs = pairwise_iou(medians, medians)[~np.eye(len(medians), dtype=bool)]
+                    margins.append(np.min(np.abs(pairs - config.t_nms)))
+                kept, labels = refine_round(rows, labels, len(kept), config.t_nms, config.t_iou)
+                margins += _assignment_margins(cells, kept, config.t_iou)
     return float(min(margins))
 
 
@@ -178,6 +203,60 @@ def bench_cases() -> list[GoldenCase]:
     return cases
 
 
+def _split_person(prob, offsets, box, shift, stride, split_x, value=0.55):
+    """A box-shaped person of probability ``value`` whose cells left of ``split_x`` (input px) predict ``box``
+    moved by ``-shift`` px in x and the others ``box`` moved by ``+shift``: two groups of nearly equal boxes."""
+    h, w = prob.shape
+    cx, cy = anchor_centers(h, w, stride)
+    inside = (cx >= box[0]) & (cx <= box[2]) & (cy >= box[1]) & (cy <= box[3])
+    prob[inside] = value
+    moved = np.where((cx < split_x)[..., None], -shift, shift) * np.array([1.0, 0.0, 1.0, 0.0])
+    offsets[inside] = encode_boxes(np.asarray(box, float) + moved[inside], cx[inside], cy[inside])
+
+
+def _seed(prob, offsets, cell, p, box, stride):
+    """Make cell (i, j) a peak of probability ``p`` predicting ``box``."""
+    i, j = cell
+    prob[i, j] = p
+    offsets[i, j] = encode_boxes(np.asarray(box, float), (j + 0.5) * stride, (i + 0.5) * stride)
+
+
+def refine_cases(cases: list[GoldenCase]) -> list[GoldenCase]:
+    """Cases of mode ``refine``: duplicates made by refinement (removed by NMS on cell counts, unequal and equal
+    counts), two rounds, and the refine variants of the edge, COCO and some benchmark cases (same input files)."""
+    refine = GrouperConfig(mode="refine")
+    out = []
+    truth = (40.0, 20.0, 100.0, 140.0)
+    for name, box, split, description in (
+            ("refine_duplicate", truth, 74.0, "one person, two peak boxes kept by the paper's NMS; their refined "
+             "boxes overlap: the one with fewer cells (the later one) is removed; even cell counts"),
+            ("refine_count_order", truth, 70.0, "as refine_duplicate, but the later kept box has more cells and "
+             "survives"),
+            ("refine_count_tie", (40.0, 20.0, 104.0, 140.0), 72.0, "as refine_duplicate with equal cell counts: "
+             "the earlier kept box survives")):
+        p, o = _blank(48, 48)
+        _split_person(p, o, box, 6.0, 4, split)
+        _seed(p, o, (20, 12), 0.9, (15.0, 20.0, 75.0, 140.0), 4)
+        _seed(p, o, (20, 22), 0.85, (65.0, 20.0, 125.0, 140.0), 4)
+        out.append(GoldenCase(name, description, p, o, config=refine))
+    p, o = _blank(48, 48)
+    _split_person(p, o, truth, 6.0, 4, 74.0)
+    _seed(p, o, (20, 12), 0.9, (15.0, 20.0, 75.0, 140.0), 4)
+    _seed(p, o, (20, 22), 0.85, (65.0, 20.0, 125.0, 140.0), 4)
+    _person(p, o, (120, 60, 170, 160), 4, peak=0.9)
+    out.append(GoldenCase("refine_two_rounds", "refine_duplicate plus a second person with more cells (first in "
+                          "the NMS by count, second in the output: kept order), two refinement rounds",
+                          p, o, config=GrouperConfig(mode="refine", refine_rounds=2)))
+    out = [dataclasses.replace(c, prob=_nudge(c.prob, c.config)) for c in out]
+    for case in cases:
+        variant = case.bench_people is None or case.name in REFINE_BENCH_CASES
+        if variant and case.config.mode == "paper":
+            out.append(dataclasses.replace(case, name=f"{case.name}{REFINE_SUFFIX}", description=f"{case.description}; "
+                                           "mode refine", config=dataclasses.replace(case.config, mode="refine"),
+                                           inputs_from=case.name))
+    return out
+
+
 def coco_cases(images_dir: str, annotations: str, count: int = 3, size: int = 256) -> list[GoldenCase]:
     """Cases from real COCO annotations: images with 2+ people, letterboxed to ``size``, targets at stride 4
     turned into maps (probability from cell coverage with a centre bump, exact box offsets)."""
@@ -223,6 +302,14 @@ def _expected(case: GoldenCase) -> Instances:
     return group(case.prob, case.offsets, case.stride, case.config)
 
 
+def _config_doc(config: GrouperConfig) -> dict:
+    """A case's ``config`` object: every GrouperConfig field, without mode and refine_rounds in mode paper."""
+    doc = dataclasses.asdict(config)
+    if config.mode == "paper":
+        del doc["mode"], doc["refine_rounds"]
+    return doc
+
+
 def write_golden(out_dir: str | Path, cases: list[GoldenCase]) -> list[str]:
     """Write the cases and ``index.json`` into ``out_dir``; returns the case names."""
     out = Path(out_dir)
@@ -233,14 +320,18 @@ def write_golden(out_dir: str | Path, cases: list[GoldenCase]) -> list[str]:
         h, w = case.prob.shape
         doc = {
             "name": case.name, "description": case.description, "height": h, "width": w, "stride": case.stride,
-            "config": dataclasses.asdict(case.config),
-            "prob_file": f"{case.name}.prob.f32", "offsets_file": f"{case.name}.offsets.f32",
+            "config": _config_doc(case.config),
+            "prob_file": f"{case.inputs_from or case.name}.prob.f32",
+            "offsets_file": f"{case.inputs_from or case.name}.offsets.f32",
             "labels_file": f"{case.name}.labels.i32",
             "boxes": [[float(v) for v in b] for b in result.boxes], "scores": [float(s) for s in result.scores],
             "instances": len(result), "tolerance": MIN_MARGIN, "bench_people": case.bench_people,
         }
-        case.prob.astype("<f4").tofile(out / doc["prob_file"])
-        case.offsets.astype("<f4").tofile(out / doc["offsets_file"])
+        if case.inputs_from is None:
+            case.prob.astype("<f4").tofile(out / doc["prob_file"])
+            case.offsets.astype("<f4").tofile(out / doc["offsets_file"])
+        elif case.inputs_from not in names:
+            raise ValueError(f"golden case {case.name}: inputs_from {case.inputs_from!r} is not an earlier case")
         result.labels.astype("<i4").tofile(out / doc["labels_file"])
         if case.image_hw is not None:
             image_labels = labels_to_image(result.labels, case.stride, case.scale, case.image_hw)

@@ -28,6 +28,14 @@ DEVICE_DOC = {
 }
 
 
+def test_mode_pairs_match_each_refine_row_with_its_paper_row():
+    from bbe_mobile.bench.groupers import mode_pairs
+
+    rows = [{"name": "bench_129_10", "median_ms": 0.5}, {"name": "bench_65_1", "median_ms": 0.2},
+            {"name": "bench_129_10_refine", "median_ms": 0.8}, {"name": "lonely_refine", "median_ms": 1.0}]
+    assert mode_pairs(rows) == [(rows[0], rows[2])]
+
+
 @pytest.fixture(scope="module")
 def bench_out(tmp_path_factory):
     """One --out directory for the module: the artifact cache under it is reused by later runs."""
@@ -58,6 +66,9 @@ def test_cli_end_to_end_estimates_device_file_and_missing_toolchains(tiny_bundle
     # the grouper rows and the paper's 1-2 ms reference
     assert "| bench_129_5 | 129x129 | 5 |" in out and "| bench_257_20 |" in out and "| bench_65_1 |" in out
     assert "1-2 ms" in out and "paper: grouping 1-2 ms on an iPhone 7" in out
+    # both grouper modes: the refine rows and their ratio to the paper's mode on the same maps
+    assert "| bench_129_10_refine | 129x129 | 10 |" in out
+    assert "Mode refine against the paper's mode" in out and "- numpy: bench_65_10 " in out
     # estimates are labelled as such
     assert "ESTIMATE for iPhone 7" in out and "(est." in out and "estimates, not measurements" in out
     assert doc["estimates"]["factor"] == pytest.approx(1000 / 740)

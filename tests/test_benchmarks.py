@@ -179,3 +179,26 @@ def test_video_tracking_prints_every_clip_and_measure(tiny_bundle, capsys):
     for clip in ("pan", "zoom", "still", "walk", "enter_leave", "pass_in_front"):
         assert f"| {clip} | smoothing |" in out and f"| {clip} | no smoothing |" in out
     assert "mean flicker, smoothing:" in out and "frames/s at letterbox 64" in out
+
+
+@pytest.mark.slow
+def test_grouper_modes_ap_regroups_cached_maps(tiny_bundle, tmp_path, capsys, monkeypatch):
+    """benchmarks/grouper_modes_ap.py: one row per variant on both dev sets; the model runs once per image, and
+    not at all once the maps are cached."""
+    need(COCO / "val")
+    from bbe_mobile.predictor import Predictor
+
+    bench = load_benchmark("grouper_modes_ap")
+    calls = []
+    forward = Predictor.forward
+    monkeypatch.setattr(Predictor, "forward", lambda self, image: calls.append(1) or forward(self, image))
+    args = ["--model", str(tiny_bundle), "--size", "64", "--cache", str(tmp_path), "--variants", "paper,refine x2"]
+    bench.main(args)
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| paper") or
+            line.startswith("| refine x2")]
+    assert len(rows) == 2 and all(len(row.split("|")) == 13 for row in rows)
+    assert len(calls) == 32 + 300
+    bench.main(args)
+    assert len(calls) == 32 + 300
+    with pytest.raises(SystemExit):
+        bench.main(args[:-1] + ["median"])

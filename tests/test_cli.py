@@ -48,7 +48,7 @@ def test_predict_writes_overlay_and_json(tiny_bundle, coco_val, tmp_path):
     assert not list(tmp_path.glob(".tmp-*"))
 
 
-def test_predict_bad_inputs(tiny_bundle, tmp_path):
+def test_predict_bad_inputs(tiny_bundle, coco_val, tmp_path):
     text = tmp_path / "notes.txt"
     text.write_text("hello")
     proc = subprocess.run([sys.executable, "-m", "bbe_mobile.cli", "predict", str(text), "--model", tiny_bundle,
@@ -58,6 +58,12 @@ def test_predict_bad_inputs(tiny_bundle, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "bbe_mobile.cli", "predict", str(text), "--model",
                            str(tmp_path / "missing")], capture_output=True, text=True)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    image = sorted(Path(coco_val[0]).glob("*.jpg"))[0]
+    proc = subprocess.run([sys.executable, "-m", "bbe_mobile.cli", "predict", str(image), "--model", tiny_bundle,
+                           "--out", str(tmp_path / "o"), "--grouper-mode", "refine", "--refine-rounds", "0"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and "refine_rounds must be" in proc.stderr
+    assert not (tmp_path / "o").exists()
 
 
 def test_predict_works_in_the_displayed_orientation_and_refuses_animations(tiny_bundle, coco_val, tmp_path):
@@ -103,7 +109,7 @@ def test_eval_metrics_reproduce_pycocotools_from_results_json(tiny_bundle, coco_
     results, metrics = tmp_path / "r.json", tmp_path / "m.json"
     result = run("eval", "--images", coco_val[0], "--annotations", coco_val[1], "--model", tiny_bundle,
                  "--subset", "multi", "--limit", "3", "--results", results, "--metrics-json", metrics,
-                 "--t-c", "0.1", "--t-fg", "0.1", "--t-iou", "0.1")
+                 "--t-c", "0.1", "--t-fg", "0.1", "--t-iou", "0.1", "--grouper-mode", "refine", "--refine-rounds", "2")
     assert result.exit_code == 0, result.output
     assert result.output.rstrip().endswith("letterbox size 64 px")
     m = json.loads(metrics.read_text())

@@ -17,7 +17,7 @@ from click.testing import CliRunner  # noqa: E402
 
 from bbe_mobile.cli import main  # noqa: E402
 from bbe_mobile.export import convert as export, images as export_images, tflite_metadata  # noqa: E402
-from bbe_mobile.export.artifact_info import REQUIRED_KEYS, ArtifactError, describe, parse_metadata  # noqa: E402
+from bbe_mobile.export.artifact_info import METADATA_KEYS, ArtifactError, describe, parse_metadata  # noqa: E402
 from bbe_mobile.export.runtime import CoreMLUnavailable, KerasRunner, load_runner  # noqa: E402
 from bbe_mobile.grouper import GrouperConfig  # noqa: E402
 from bbe_mobile.modeling.bundle import load_bundle, save_bundle  # noqa: E402
@@ -116,7 +116,7 @@ def expected_metadata(precision: str, **kw) -> dict:
 
 
 def check_metadata(meta: dict, precision: str, **kw) -> None:
-    assert tuple(meta) == REQUIRED_KEYS  # every key, in the documented order
+    assert tuple(meta) == METADATA_KEYS  # every key, in the documented order
     for key, value in expected_metadata(precision, **kw).items():
         assert meta[key] == value, key
     assert meta["anchor_w"] == pytest.approx(78.38367176906169)

@@ -29,13 +29,6 @@ def test_golden_case(name):
                                    np.array(img["boxes"]).reshape(-1, 4), atol=doc["tolerance"])
 
 
-def test_golden_covers_the_required_cases():
-    required = {"no_person", "one_pixel", "plateau", "equal_peaks", "touching", "overlapping", "borders",
-                "many_peaks", "bench_129_10"}
-    assert required <= set(CASES)
-    assert any(c.startswith("coco_") for c in CASES)
-
-
 @st.composite
 def maps(draw):
     h = draw(st.integers(1, 24))
@@ -43,6 +36,117 @@ def maps(draw):
     prob = draw(arrays(np.float32, (h, w), elements=st.floats(0, 1, width=32)))
     offsets = draw(arrays(np.float32, (h, w, 4), elements=st.floats(-2, 2, width=32)))
     return prob, offsets
+
+
+def test_golden_covers_the_required_cases():
+    required = {"no_person", "one_pixel", "plateau", "equal_peaks", "touching", "overlapping", "borders",
+                "many_peaks", "bench_129_10", "refine_duplicate", "refine_count_order", "refine_count_tie",
+                "refine_two_rounds", "plateau_refine", "equal_peaks_refine", "bench_129_10_refine"}
+    assert required <= set(CASES)
+    assert any(c.startswith("coco_") for c in CASES)
+    assert any(c.startswith("coco_") and c.endswith("_refine") for c in CASES)
+
+
+def test_golden_paper_cases_carry_no_mode():
+    """Cases of the paper's mode keep the pre-v2 config (no mode keys): readers must default to the paper."""
+    for name in CASES:
+        config = json.loads((GOLDEN / f"{name}.json").read_text())["config"]
+        assert ("mode" in config) == ("refine" in name), name
+
+
+def _reference_group(prob, offsets, stride, config):
+    """docs/grouper.md transcribed cell by cell in plain Python floats: the independent check of ``group``."""
+    h, w = prob.shape
+    a = config.anchor
+
+    def decode(i, j):
+        dx, dy, dw, dh = (float(v) for v in offsets[i, j])
+        bw = a.w * float(np.exp(min(max(dw, -a.max_log_scale), a.max_log_scale)))  # the same exp as NumPy arrays
+        bh = a.h * float(np.exp(min(max(dh, -a.max_log_scale), a.max_log_scale)))
+        bx, by = (j + 0.5) * stride + dx * a.w, (i + 0.5) * stride + dy * a.h
+        return (bx - bw / 2, by - bh / 2, bx + bw / 2, by + bh / 2)
+
+    def iou(p, q):
+        inter = max(0.0, min(p[2], q[2]) - max(p[0], q[0])) * max(0.0, min(p[3], q[3]) - max(p[1], q[1]))
+        union = max(0.0, p[2] - p[0]) * max(0.0, p[3] - p[1]) + max(0.0, q[2] - q[0]) * max(0.0, q[3] - q[1]) - inter
+        return inter / union if union > 0 else 0.0
+
+    def greedy(candidates, limit):  # candidates: (score, tie, box) already in order
+        kept = []
+        for box in candidates:
+            if len(kept) < limit and all(iou(box, k) <= config.t_nms for k in kept):
+                kept.append(box)
+        return kept
+
+    def assign(cells, boxes):
+        labels = []
+        for box in cells:
+            best, best_iou = 0, -1.0
+            for k, kept in enumerate(boxes):
+                v = iou(box, kept)
+                if v > best_iou:
+                    best, best_iou = k + 1, v
+            labels.append(best if boxes and best_iou >= config.t_iou else 0)
+        return labels
+
+    def median(values):
+        v, n = sorted(values), len(values)
+        return v[(n - 1) // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
+
+    p = prob.astype(np.float64)
+    peaks = [(i, j) for i in range(h) for j in range(w) if p[i, j] >= config.t_c and all(
+        p[i, j] >= p[k, l] for k in range(max(0, i - 1), min(h, i + 2)) for l in range(max(0, j - 1), min(w, j + 2)))]
+    peaks.sort(key=lambda c: -p[c])
+    boxes = greedy([decode(*c) for c in peaks], config.max_instances)
+    person = [(i, j) for i in range(h) for j in range(w) if p[i, j] >= config.t_fg]
+    cells = [decode(*c) for c in person]
+    labels = assign(cells, boxes)
+    for _ in range(config.refine_rounds if config.mode == "refine" else 0):
+        groups = [[c for c, l in zip(cells, labels) if l == k + 1] for k in range(len(boxes))]
+        refined = [(len(g), k, tuple(median([c[x] for c in g]) for x in range(4))) for k, g in enumerate(groups) if g]
+        survivors = greedy([r[2] for r in sorted(refined, key=lambda r: (-r[0], r[1]))], len(refined))
+        boxes = [r[2] for r in refined if any(r[2] is s for s in survivors)]
+        labels = assign(cells, boxes)
+    out = np.zeros((h, w), np.int32)
+    numbers = {k: n + 1 for n, k in enumerate(sorted(set(labels) - {0}))}
+    for (i, j), l in zip(person, labels):
+        out[i, j] = numbers.get(l, 0)
+    return out, np.array([boxes[k - 1] for k in sorted(numbers)], np.float32).reshape(-1, 4)
+
+
+@st.composite
+def tied_maps(draw):
+    """Small maps whose probabilities come from a few levels (plateaus and ties) and whose offsets cluster, so
+    that boxes overlap, refine into duplicates and tie."""
+    h, w = draw(st.integers(1, 12)), draw(st.integers(1, 12))
+    levels = st.sampled_from([0.3, 0.55, 0.7, 0.7, 0.8, 0.95])
+    prob = draw(arrays(np.float32, (h, w), elements=levels))
+    offsets = draw(arrays(np.float32, (h, w, 4), elements=st.sampled_from([0.0, 0.0, 0.05, -0.1, 0.3, -0.5])))
+    return prob, offsets
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.one_of(maps(), tied_maps()), st.sampled_from(["paper", "refine"]), st.integers(1, 3),
+       st.sampled_from([0.0, 0.2, 0.3, 0.5]), st.integers(1, 6))
+def test_grouper_matches_the_reference(m, mode, rounds, t_iou, max_instances):
+    prob, offsets = m
+    config = GrouperConfig(t_iou=t_iou, max_instances=max_instances, mode=mode, refine_rounds=rounds)
+    r = group(prob, offsets, 4.0, config)
+    labels, boxes = _reference_group(prob, offsets, 4.0, config)
+    np.testing.assert_array_equal(r.labels, labels)
+    np.testing.assert_array_equal(r.boxes, boxes)
+
+
+@settings(max_examples=60, deadline=None)
+@given(tied_maps(), st.integers(1, 3))
+def test_refine_properties(m, rounds):
+    """Refinement never adds instances, only relabels person cells, and each box is made of cell-box medians."""
+    prob, offsets = m
+    paper = group(prob, offsets, 4.0, GrouperConfig())
+    refined = group(prob, offsets, 4.0, GrouperConfig(mode="refine", refine_rounds=rounds))
+    assert len(refined) <= len(paper)
+    assert np.all(prob[refined.labels > 0] >= 0.5)
+    assert np.all(refined.boxes[:, 2] >= refined.boxes[:, 0]) and np.all(refined.boxes[:, 3] >= refined.boxes[:, 1])
 
 
 @settings(max_examples=150, deadline=None)
@@ -88,6 +192,20 @@ def test_bad_config_and_stride_raise():
         group(p, o, 4, GrouperConfig(t_iou=1.5))
     with pytest.raises(ValueError, match="stride"):
         group(p, o, 0)
+    with pytest.raises(ValueError, match="mode must be one of paper, refine"):
+        group(p, o, 4, GrouperConfig(mode="median"))
+    for rounds in (0, 1.5, True):
+        with pytest.raises(ValueError, match="refine_rounds must be an integer >= 1"):
+            group(p, o, 4, GrouperConfig(mode="refine", refine_rounds=rounds))
+
+
+def test_metadata_without_mode_means_the_paper():
+    from bbe_mobile.export.artifact_info import grouper_from_metadata
+
+    old = {"t_c": 0.6, "t_nms": 0.4, "t_fg": 0.5, "t_iou": 0.3, "max_instances": 20, "anchor_w": 78.0,
+           "anchor_h": 117.0, "max_log_scale": 4.0}
+    assert grouper_from_metadata(old).mode == "paper"
+    assert grouper_from_metadata({**old, "mode": "refine", "refine_rounds": 2}).refine_rounds == 2
 
 
 def test_labels_and_boxes_to_image():

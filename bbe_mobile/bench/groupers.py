@@ -15,7 +15,7 @@ import numpy as np
 from bbe_mobile.bench.device_results import parse_bench_stdout
 from bbe_mobile.bench.options import BenchOptions
 from bbe_mobile.bench.timing import Progress, summarize
-from bbe_mobile.golden import read_golden, read_golden_doc, read_golden_index
+from bbe_mobile.golden import REFINE_SUFFIX, read_golden, read_golden_doc, read_golden_index
 from bbe_mobile.golden_tracking import BENCH_SEQUENCE, INDEX, read_tracking_golden, read_tracking_index
 from bbe_mobile.grouper import GrouperConfig, group
 from bbe_mobile.tracker import TrackerConfig, TrackerState, smooth, update_tracks
@@ -32,8 +32,10 @@ def bench_case_names(golden_dir: Path = GOLDEN_DIR) -> list[str]:
 
 
 def time_numpy_grouper(runs: int = 200, warmup: int = 20, golden_dir: Path = GOLDEN_DIR) -> dict:
-    """Time ``group`` on every benchmark case (labels checked against the golden ones) -> bbe-bench/1 dict."""
-    results = []
+    """Time ``group`` on every benchmark case (labels checked against the golden ones) -> bbe-bench/1 dict. The
+    runs are interleaved (one call per case per round), so that the load of a busy host spreads over all cases
+    and the two modes of a map compare fairly."""
+    cases = []
     for name in bench_case_names(golden_dir):
         doc, prob, offsets, labels = read_golden(golden_dir, name)
         config = GrouperConfig(**doc["config"])
@@ -41,11 +43,14 @@ def time_numpy_grouper(runs: int = 200, warmup: int = 20, golden_dir: Path = GOL
             out = group(prob, offsets, doc["stride"], config)
         if not np.array_equal(out.labels, labels):
             raise RuntimeError(f"NumPy grouper disagrees with golden case {name}")
-        samples = []
-        for _ in range(runs):
+        cases.append((name, doc, prob, offsets, config, []))
+    for _ in range(runs):
+        for _, doc, prob, offsets, config, samples in cases:
             t0 = time.perf_counter()
             group(prob, offsets, doc["stride"], config)
             samples.append((time.perf_counter() - t0) * 1e3)
+    results = []
+    for name, doc, _, _, _, samples in cases:
         stats = summarize(samples)
         results.append({"kind": "grouper", "name": name, "height": doc["height"], "width": doc["width"],
                         "people": doc["bench_people"], **{k: stats[k] for k in BENCH_ROW_STATS}})
@@ -83,6 +88,13 @@ def time_numpy_tracker(runs: int = 200, warmup: int = 20, golden_dir: Path = GOL
     stats = summarize(samples)
     return {"kind": "tracker", "name": BENCH_SEQUENCE, "height": doc["height"], "width": doc["width"], "people": 10,
             "frames": doc["frames"], **{k: stats[k] for k in BENCH_ROW_STATS}}
+
+
+def mode_pairs(results: list[dict]) -> list[tuple[dict, dict]]:
+    """(paper row, refine row) of each case timed in both modes (NAME and NAME_refine), in row order."""
+    by_name = {r.get("name"): r for r in results}
+    return [(by_name[r["name"][:-len(REFINE_SUFFIX)]], r) for r in results
+            if str(r.get("name", "")).endswith(REFINE_SUFFIX) and r["name"][:-len(REFINE_SUFFIX)] in by_name]
 
 
 def _skipped(source: str, note: str) -> dict:

@@ -21,7 +21,10 @@ REQUIRED_KEYS = (
     "t_iou", "max_instances", "prob_output", "offsets_output", "prob_activation", "output_layout",
     "model_name", "model_version", "toolkit_version", "precision",
 )
+OPTIONAL_GROUPER_KEYS = ("mode", "refine_rounds")  # Grouper v2; absent in older files: mode "paper"
 GROUPER_KEYS = ("t_c", "t_nms", "t_fg", "t_iou", "max_instances", "anchor_w", "anchor_h", "max_log_scale")
+METADATA_KEYS = REQUIRED_KEYS[:REQUIRED_KEYS.index("max_instances") + 1] + OPTIONAL_GROUPER_KEYS \
+    + REQUIRED_KEYS[REQUIRED_KEYS.index("max_instances") + 1:]  # every key written, in the documented order
 PROB_OUTPUT = "person_prob"
 OFFSETS_OUTPUT = "box_offsets"
 POSITIVE_INT_KEYS = ("input_size", "stride")
@@ -63,6 +66,7 @@ def make_metadata(*, input_size: int, stride: int, grouper: GrouperConfig, model
         "max_log_scale": float(grouper.max_log_scale),
         "t_c": float(grouper.t_c), "t_nms": float(grouper.t_nms), "t_fg": float(grouper.t_fg),
         "t_iou": float(grouper.t_iou), "max_instances": int(grouper.max_instances),
+        "mode": grouper.mode, "refine_rounds": int(grouper.refine_rounds),
         "prob_output": PROB_OUTPUT,
         "offsets_output": OFFSETS_OUTPUT,
         "prob_activation": "none",
@@ -72,7 +76,7 @@ def make_metadata(*, input_size: int, stride: int, grouper: GrouperConfig, model
         "toolkit_version": toolkit_version(),
         "precision": precision,
     }
-    assert tuple(doc) == REQUIRED_KEYS
+    assert tuple(doc) == METADATA_KEYS
     return doc
 
 
@@ -108,7 +112,7 @@ def parse_metadata(text: str | bytes | None, source: str) -> dict:
 
 
 def grouper_from_metadata(doc: dict) -> GrouperConfig:
-    return GrouperConfig(**{k: doc[k] for k in GROUPER_KEYS})
+    return GrouperConfig(**{k: doc[k] for k in GROUPER_KEYS + OPTIONAL_GROUPER_KEYS if k in doc})
 
 
 def artifact_kind(path: str | os.PathLike) -> str:

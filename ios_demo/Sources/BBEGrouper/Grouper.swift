@@ -1,7 +1,8 @@
 import Foundation
 
 /// The BBE instance grouper of docs/grouper.md (paper section 3.3): peaks, greedy NMS, assignment of
-/// person cells to kept boxes by IoU, renumbering.
+/// person cells to kept boxes by IoU, in mode ``GrouperMode/refine`` refinement rounds (median boxes, NMS by
+/// cell count, reassignment), renumbering.
 ///
 /// All arithmetic is done in `Double` after widening each `Float` input exactly; boxes and scores are
 /// rounded to `Float` at the end. A `Grouper` keeps preallocated work buffers between calls, so one
@@ -26,6 +27,13 @@ public final class Grouper {
     private var counts: UnsafeMutablePointer<Int>? = nil
     private var sums: UnsafeMutablePointer<Double>? = nil
     private var renumber: UnsafeMutablePointer<Int32>? = nil
+    // Refinement work buffers (mode refine): cells grouped by label, one coordinate's values, refined boxes.
+    private var groupedCells: UnsafeMutablePointer<Int32>? = nil  // person cell numbers, grouped by label
+    private var values: UnsafeMutablePointer<Double>? = nil       // one coordinate of one group's cells
+    private var refined: UnsafeMutablePointer<Double>? = nil      // 5 per refined box: x1, y1, x2, y2, area
+    private var refinedCount: UnsafeMutablePointer<Int>? = nil    // cells of each refined box
+    private var refinedOrder: UnsafeMutablePointer<Int>? = nil    // refined boxes by count desc, ties by number
+    private var groupStart: UnsafeMutablePointer<Int>? = nil
 
     /// Creates a grouper with `configuration` (default: the values of docs/grouper.md).
     public init(configuration: GrouperConfiguration = GrouperConfiguration()) {
@@ -41,6 +49,12 @@ public final class Grouper {
         counts?.deallocate()
         sums?.deallocate()
         renumber?.deallocate()
+        groupedCells?.deallocate()
+        values?.deallocate()
+        refined?.deallocate()
+        refinedCount?.deallocate()
+        refinedOrder?.deallocate()
+        groupStart?.deallocate()
     }
 
     private func reserve(cells: Int, keptBoxes: Int) {
@@ -49,10 +63,14 @@ public final class Grouper {
             personLabel?.deallocate()
             personBox?.deallocate()
             peakIndex?.deallocate()
+            groupedCells?.deallocate()
+            values?.deallocate()
             personIndex = .allocate(capacity: cells)
             personLabel = .allocate(capacity: cells)
             personBox = .allocate(capacity: 5 * cells)
             peakIndex = .allocate(capacity: cells)
+            groupedCells = .allocate(capacity: cells)
+            values = .allocate(capacity: cells)
             capacity = cells
         }
         let k = max(keptBoxes, 1)
@@ -61,10 +79,18 @@ public final class Grouper {
             counts?.deallocate()
             sums?.deallocate()
             renumber?.deallocate()
+            refined?.deallocate()
+            refinedCount?.deallocate()
+            refinedOrder?.deallocate()
+            groupStart?.deallocate()
             kept = .allocate(capacity: 5 * k)
             counts = .allocate(capacity: k + 1)
             sums = .allocate(capacity: k + 1)
             renumber = .allocate(capacity: k + 1)
+            refined = .allocate(capacity: 5 * k)
+            refinedCount = .allocate(capacity: k)
+            refinedOrder = .allocate(capacity: k)
+            groupStart = .allocate(capacity: k + 2)
             keptCapacity = k
         }
     }
@@ -209,36 +235,14 @@ public final class Grouper {
         }
 
         // ---- Step 4: assign person cells to the kept box of maximum IoU (ties: earlier box) ----
-        // IoUs are >= 0, so starting from (box 0, IoU 0) and replacing only on a strictly larger IoU is the
-        // argmax with ties to the earlier box; a zero intersection can never win and skips the division.
-        for k in 0...nKept {
-            counts[k] = 0
-            sums[k] = 0
-        }
-        for n in 0..<nPerson {
-            let idx = Int(personIndex[n])
-            let c = personBox + 5 * n
-            let x1 = c[0], y1 = c[1], x2 = c[2], y2 = c[3], area = c[4]
-            var best = 0
-            var bestIoU = 0.0
-            for k in 0..<nKept {
-                let q = kept + 5 * k
-                let iw = min(x2, q[2]) - max(x1, q[0])
-                let ih = min(y2, q[3]) - max(y1, q[1])
-                if iw > 0 && ih > 0 {
-                    let inter = iw * ih
-                    let union = area + q[4] - inter
-                    let v = union > 0 ? inter / union : 0
-                    if v > bestIoU {
-                        bestIoU = v
-                        best = k
-                    }
-                }
+        assign(nPerson: nPerson, nKept: nKept, tIou: tIou, prob: p)
+
+        // ---- Step 4b (mode refine): refinement rounds ----
+        if config.mode == .refine {
+            for _ in 0..<config.refineRounds {
+                nKept = refineRound(nPerson: nPerson, nKept: nKept, tNms: tNms)
+                assign(nPerson: nPerson, nKept: nKept, tIou: tIou, prob: p)
             }
-            let label = bestIoU >= tIou ? best + 1 : 0
-            personLabel[n] = Int32(truncatingIfNeeded: label)
-            counts[label] += 1
-            sums[label] += Double(p[idx])
         }
 
         // ---- Step 5: drop kept boxes without cells, renumber 1...M, scores ----
@@ -266,6 +270,98 @@ public final class Grouper {
             initialized = cells
         }
         return GrouperResult(height: height, width: width, labels: labels, boxes: boxes, scores: scores)
+    }
+
+    /// Step 4: labels every person cell with the kept box (of `nKept`) of maximum IoU, ties to the earlier box,
+    /// if that IoU is `>= tIou` (else 0); fills `counts` and `sums` (per label, 0 = none) for step 5.
+    private func assign(nPerson: Int, nKept: Int, tIou: Double, prob p: UnsafePointer<Float>) {
+        guard let personIndex, let personLabel, let personBox, let kept, let counts, let sums else { return }
+        // IoUs are >= 0, so starting from (box 0, IoU 0) and replacing only on a strictly larger IoU is the
+        // argmax with ties to the earlier box; a zero intersection can never win and skips the division.
+        for k in 0...nKept {
+            counts[k] = 0
+            sums[k] = 0
+        }
+        for n in 0..<nPerson {
+            let idx = Int(personIndex[n])
+            let c = personBox + 5 * n
+            let x1 = c[0], y1 = c[1], x2 = c[2], y2 = c[3], area = c[4]
+            var best = 0
+            var bestIoU = 0.0
+            for k in 0..<nKept {
+                let q = kept + 5 * k
+                let iw = min(x2, q[2]) - max(x1, q[0])
+                let ih = min(y2, q[3]) - max(y1, q[1])
+                if iw > 0 && ih > 0 {
+                    let inter = iw * ih
+                    let union = area + q[4] - inter
+                    let v = union > 0 ? inter / union : 0
+                    if v > bestIoU {
+                        bestIoU = v
+                        best = k
+                    }
+                }
+            }
+            let label = nKept > 0 && bestIoU >= tIou ? best + 1 : 0
+            personLabel[n] = Int32(truncatingIfNeeded: label)
+            counts[label] += 1
+            sums[label] += Double(p[idx])
+        }
+    }
+
+    /// One refinement round of docs/grouper.md step 4b on the labels of the last assignment: the per-coordinate
+    /// median box of each kept box's cells (boxes without cells dropped), duplicates removed by greedy NMS
+    /// scored by cell count (ties: lower number), survivors written back into `kept` in their previous order.
+    /// Returns the number of surviving boxes; the caller assigns the cells again.
+    private func refineRound(nPerson: Int, nKept: Int, tNms: Double) -> Int {
+        guard let personLabel, let personBox, let kept, let counts, let groupedCells, let values, let refined,
+              let refinedCount, let refinedOrder, let groupStart else { return 0 }
+        // Group the cells by label (counting sort): group k (1...nKept) is groupedCells[groupStart[k] ..< groupStart[k + 1]].
+        groupStart[0] = 0
+        for k in 0...nKept {
+            groupStart[k + 1] = groupStart[k] + counts[k]
+        }
+        var fill = [Int](repeating: 0, count: nKept + 1)
+        for n in 0..<nPerson {
+            let label = Int(personLabel[n])
+            groupedCells[groupStart[label] + fill[label]] = Int32(truncatingIfNeeded: n)
+            fill[label] += 1
+        }
+        // Median boxes of the kept boxes that have cells, in kept order.
+        var nRefined = 0
+        for k in stride(from: 1, through: nKept, by: 1) where counts[k] > 0 {
+            let start = groupStart[k], n = counts[k]
+            let r = refined + 5 * nRefined
+            for coordinate in 0..<4 {
+                for m in 0..<n {
+                    values[m] = personBox[5 * Int(groupedCells[start + m]) + coordinate]
+                }
+                r[coordinate] = Grouper.median(values, count: n)
+            }
+            r[4] = max(r[2] - r[0], 0) * max(r[3] - r[1], 0)
+            refinedCount[nRefined] = n
+            refinedOrder[nRefined] = nRefined
+            nRefined += 1
+        }
+        // Duplicate removal: greedy NMS by cell count descending, equal counts by number ascending.
+        var order = UnsafeMutableBufferPointer(start: refinedOrder, count: nRefined)
+        order.sort { a, b in refinedCount[a] != refinedCount[b] ? refinedCount[a] > refinedCount[b] : a < b }
+        var survives = [Bool](repeating: false, count: nRefined)
+        var survivors: [Int] = []
+        for a in order {
+            let r = refined + 5 * a
+            if !survivors.contains(where: { Grouper.iou(r[0], r[1], r[2], r[3], r[4], refined + 5 * $0) > tNms }) {
+                survivors.append(a)
+                survives[a] = true
+            }
+        }
+        // Survivors in their previous (number) order become the boxes of the next assignment.
+        var nSurviving = 0
+        for a in 0..<nRefined where survives[a] {
+            (kept + 5 * nSurviving).update(from: refined + 5 * a, count: 5)
+            nSurviving += 1
+        }
+        return nSurviving
     }
 
     /// One-shot convenience: groups with a temporary ``Grouper``.
@@ -300,6 +396,50 @@ public final class Grouper {
         let inter = iw * ih
         let union = area + q[4] - inter
         return union > 0 ? inter / union : 0
+    }
+
+    /// Median of `count >= 1` values (docs/grouper.md step 4b): the middle value, or `(a + b) / 2` of the two
+    /// middle values of an even count. Reorders the values (selection in O(count), no full sort).
+    static func median(_ v: UnsafeMutablePointer<Double>, count n: Int) -> Double {
+        let upper = select(v, count: n, k: n / 2)
+        if n % 2 == 1 {
+            return upper
+        }
+        var lower = v[0]  // after select, v[0 ..< n/2] hold the n/2 smallest values: their maximum is the lower middle
+        for m in 1..<(n / 2) where v[m] > lower {
+            lower = v[m]
+        }
+        return (lower + upper) / 2
+    }
+
+    /// The `k`-th smallest (0-based) of `v[0 ..< count]` by Hoare partitioning around a median-of-three pivot;
+    /// afterwards `v[0 ..< k] <= v[k] <= v[k + 1 ..< count]`.
+    static func select(_ v: UnsafeMutablePointer<Double>, count n: Int, k: Int) -> Double {
+        var lo = 0, hi = n - 1
+        while lo < hi {
+            let a = v[lo], b = v[lo + (hi - lo) / 2], c = v[hi]
+            let pivot = max(min(a, b), min(max(a, b), c))
+            var i = lo, j = hi
+            while i <= j {
+                while v[i] < pivot { i += 1 }
+                while v[j] > pivot { j -= 1 }
+                if i <= j {
+                    let t = v[i]
+                    v[i] = v[j]
+                    v[j] = t
+                    i += 1
+                    j -= 1
+                }
+            }
+            if k <= j {
+                hi = j
+            } else if k >= i {
+                lo = i
+            } else {
+                return v[k]
+            }
+        }
+        return v[k]
     }
 
     /// Flat index of the first NaN or ±inf, or `nil`. Checks the exponent bits (vectorisable).

@@ -1,6 +1,15 @@
 import Foundation
 
-/// Thresholds and anchor of the grouper (docs/grouper.md, "GrouperConfig").
+/// How instance boxes are made (docs/grouper.md): the paper's peak boxes, or boxes refined by the median of their
+/// cells' boxes (Grouper v2).
+public enum GrouperMode: String, Equatable, Sendable, Codable {
+    /// The paper's grouper: steps 1-5.
+    case paper
+    /// Steps 1-4, ``GrouperConfiguration/refineRounds`` refinement rounds (step 4b), then step 5.
+    case refine
+}
+
+/// Thresholds, anchor and mode of the grouper (docs/grouper.md, "GrouperConfig").
 ///
 /// Defaults are the paper's values; the model's `"bbe"` metadata overrides them
 /// (see ``init(metadata:)`` and ``BBEModelMetadata``).
@@ -26,20 +35,28 @@ public struct GrouperConfiguration: Equatable, Sendable, Codable {
     public var anchorH: Double
     /// `dw` and `dh` are clamped to `[-maxLogScale, maxLogScale]` before `exp`.
     public var maxLogScale: Double
+    /// The paper's boxes or refined ones.
+    public var mode: GrouperMode
+    /// Refinement rounds of mode ``GrouperMode/refine`` (>= 1; ignored in mode ``GrouperMode/paper``).
+    public var refineRounds: Int
 
     /// The metadata / golden-file key of each field, in the order of docs/grouper.md.
     public static let metadataKeys = ["t_c", "t_nms", "t_fg", "t_iou", "max_instances",
                                       "anchor_w", "anchor_h", "max_log_scale"]
+    /// Keys of Grouper v2, optional: a file without them (written before) means `"paper"` and 1 round.
+    public static let optionalMetadataKeys = ["mode", "refine_rounds"]
 
     enum CodingKeys: String, CodingKey {
         case tC = "t_c", tNms = "t_nms", tFg = "t_fg", tIou = "t_iou", maxInstances = "max_instances"
         case anchorW = "anchor_w", anchorH = "anchor_h", maxLogScale = "max_log_scale"
+        case mode, refineRounds = "refine_rounds"
     }
 
     /// Creates a configuration; every argument defaults to the value of docs/grouper.md.
     public init(tC: Double = 0.6, tNms: Double = 0.4, tFg: Double = 0.5, tIou: Double = 0.3,
                 maxInstances: Int = 20, anchorW: Double = GrouperConfiguration.defaultAnchorW,
-                anchorH: Double = GrouperConfiguration.defaultAnchorH, maxLogScale: Double = 4.0) {
+                anchorH: Double = GrouperConfiguration.defaultAnchorH, maxLogScale: Double = 4.0,
+                mode: GrouperMode = .paper, refineRounds: Int = 1) {
         self.tC = tC
         self.tNms = tNms
         self.tFg = tFg
@@ -48,10 +65,25 @@ public struct GrouperConfiguration: Equatable, Sendable, Codable {
         self.anchorW = anchorW
         self.anchorH = anchorH
         self.maxLogScale = maxLogScale
+        self.mode = mode
+        self.refineRounds = refineRounds
+    }
+
+    /// Decodes the keys of ``CodingKeys``; `mode` and `refine_rounds` are optional (`.paper`, 1), as in metadata.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(tC: try c.decode(Double.self, forKey: .tC), tNms: try c.decode(Double.self, forKey: .tNms),
+                  tFg: try c.decode(Double.self, forKey: .tFg), tIou: try c.decode(Double.self, forKey: .tIou),
+                  maxInstances: try c.decode(Int.self, forKey: .maxInstances),
+                  anchorW: try c.decode(Double.self, forKey: .anchorW), anchorH: try c.decode(Double.self, forKey: .anchorH),
+                  maxLogScale: try c.decode(Double.self, forKey: .maxLogScale),
+                  mode: try c.decodeIfPresent(GrouperMode.self, forKey: .mode) ?? .paper,
+                  refineRounds: try c.decodeIfPresent(Int.self, forKey: .refineRounds) ?? 1)
     }
 
     /// Reads the eight grouper keys (`t_c`, `t_nms`, `t_fg`, `t_iou`, `max_instances`, `anchor_w`,
-    /// `anchor_h`, `max_log_scale`) from a decoded `"bbe"` metadata object (or a golden case's `config`).
+    /// `anchor_h`, `max_log_scale`) and the optional `mode` (default `"paper"`) and `refine_rounds` (default 1)
+    /// from a decoded `"bbe"` metadata object (or a golden case's `config`).
     ///
     /// - Throws: ``BBEGrouperError/badMetadata(_:)`` naming the first missing or mistyped key, then
     ///   ``BBEGrouperError/invalidConfiguration(_:)`` if a value is out of range.
@@ -61,6 +93,16 @@ public struct GrouperConfiguration: Equatable, Sendable, Codable {
                   tIou: try m.double("t_iou"), maxInstances: try m.int("max_instances"),
                   anchorW: try m.double("anchor_w"), anchorH: try m.double("anchor_h"),
                   maxLogScale: try m.double("max_log_scale"))
+        if metadata["mode"] != nil {
+            let name = try m.string("mode")
+            guard let parsed = GrouperMode(rawValue: name) else {
+                throw BBEGrouperError.badMetadata("key \"mode\" must be \"paper\" or \"refine\", got \(name.debugDescription)")
+            }
+            mode = parsed
+        }
+        if metadata["refine_rounds"] != nil {
+            refineRounds = try m.int("refine_rounds")
+        }
         try validate()
     }
 
@@ -72,7 +114,7 @@ public struct GrouperConfiguration: Equatable, Sendable, Codable {
     }
 
     /// Checks the ranges of docs/grouper.md, "Validation": thresholds in `[0, 1]`, `maxInstances >= 0`,
-    /// anchor and clamp finite and `> 0`.
+    /// anchor and clamp finite and `> 0`, `refineRounds >= 1`.
     ///
     /// - Throws: ``BBEGrouperError/invalidConfiguration(_:)`` naming the field.
     public func validate() throws {
@@ -88,6 +130,9 @@ public struct GrouperConfiguration: Equatable, Sendable, Codable {
             guard value.isFinite, value > 0 else {
                 throw BBEGrouperError.invalidConfiguration("\(name) must be finite and > 0, got \(value)")
             }
+        }
+        guard refineRounds >= 1 else {
+            throw BBEGrouperError.invalidConfiguration("refine_rounds must be >= 1, got \(refineRounds)")
         }
     }
 }

@@ -75,6 +75,30 @@ final class MetadataTests: XCTestCase {
         XCTAssertEqual(try BBEModelMetadata(creatorDefined: ["bbe": Self.sample, "other": "x"]), m)
     }
 
+    /// `mode` and `refine_rounds` are optional (the sample, written before Grouper v2, means the paper's mode),
+    /// read when present, and checked.
+    func testGrouperModeKeys() throws {
+        XCTAssertEqual(try GrouperConfiguration(metadataJSON: Self.sample).mode, .paper)
+        var o = try object()
+        o["mode"] = "refine"
+        o["refine_rounds"] = 2
+        let refine = try GrouperConfiguration(metadata: o)
+        XCTAssertEqual(refine.mode, .refine)
+        XCTAssertEqual(refine.refineRounds, 2)
+        o["mode"] = "median"
+        XCTAssertThrowsError(try GrouperConfiguration(metadata: o)) { error in
+            XCTAssertTrue("\(error)".contains("mode"), "\(error)")
+        }
+        o["mode"] = "refine"
+        o["refine_rounds"] = 0
+        XCTAssertThrowsError(try GrouperConfiguration(metadata: o)) { error in
+            XCTAssertTrue("\(error)".contains("refine_rounds"), "\(error)")
+        }
+        let decoded = try JSONDecoder().decode(GrouperConfiguration.self, from: Data(Self.sample.utf8))
+        XCTAssertEqual(decoded.mode, .paper)
+        XCTAssertEqual(decoded.refineRounds, 1)
+    }
+
     /// The JSON block of docs/metadata.md itself parses (guards against the doc and the parser drifting).
     func testParsesTheDocumentationBlock() throws {
         let doc = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()

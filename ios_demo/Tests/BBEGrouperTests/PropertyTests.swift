@@ -122,6 +122,21 @@ final class PropertyTests: XCTestCase {
         }
     }
 
+    /// The selection-based median of step 4b equals the sort-based definition, with many ties, both parities.
+    func testMedianMatchesTheSortedDefinition() {
+        var rng = SeededGenerator(seed: 25)
+        for _ in 0..<500 {
+            let n = Int.random(in: 1...60, using: &rng)
+            let levels = Int.random(in: 1...8, using: &rng)
+            let values = (0..<n).map { _ in Double(Int.random(in: 0..<levels, using: &rng)) * 0.5 - 1 }
+            let sorted = values.sorted()
+            let expected = n % 2 == 1 ? sorted[(n - 1) / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2
+            var work = values
+            let got = work.withUnsafeMutableBufferPointer { Grouper.median($0.baseAddress!, count: n) }
+            XCTAssertEqual(got, expected, "\(values)")
+        }
+    }
+
     func testAllZeroMapGivesNoInstance() throws {
         for (h, w) in [(1, 1), (16, 16), (7, 31)] {
             let r = try Grouper.group(prob: [Float](repeating: 0, count: h * w),

@@ -30,7 +30,8 @@ class Instances(
 /**
  * The BBE instance grouper of the paper's section 3.3, exactly as docs/grouper.md specifies: float64
  * arithmetic on exactly widened float32 inputs, non-strict thresholds, stable NMS order, ties to the earlier
- * kept box, dropped instances renumbered.
+ * kept box, dropped instances renumbered; in [GrouperMode.REFINE] the refinement rounds of step 4b (median
+ * boxes, NMS by cell count, reassignment).
  *
  * A `Grouper` owns preallocated work arrays that grow to the largest map seen, so repeated calls on the same
  * map size allocate only their results. It is therefore **not thread-safe**: use one instance per thread.
@@ -49,6 +50,15 @@ class Grouper(val config: GrouperConfig = GrouperConfig()) {
     private var sums = DoubleArray(0)
     private var counts = IntArray(0)
     private var renumber = IntArray(0)
+    private var personIndex = IntArray(0)   // flat index of each person cell
+    private var personLabel = IntArray(0)   // label (0 = none, k = kept box k) of each person cell
+    private var personBox = DoubleArray(0)  // 5 per person cell: x1, y1, x2, y2, area
+    private var groupedCells = IntArray(0)  // person cell numbers grouped by label (refinement)
+    private var values = DoubleArray(0)     // one coordinate of one group's cells (refinement)
+    private var refined = DoubleArray(0)    // 5 per refined box
+    private var refinedCount = IntArray(0)
+    private var refinedOrder = IntArray(0)
+    private var groupStart = IntArray(0)
 
     /**
      * Groups a probability map and box offsets into person instances.
@@ -151,6 +161,19 @@ class Grouper(val config: GrouperConfig = GrouperConfig()) {
         sums = DoubleArray(k)
         counts = IntArray(k)
         renumber = IntArray(k + 1)
+        refined = DoubleArray(5 * k)
+        refinedCount = IntArray(k)
+        refinedOrder = IntArray(k)
+        groupStart = IntArray(k + 2)
+    }
+
+    private fun ensurePerson(n: Int) {
+        if (personIndex.size >= n) return
+        personIndex = IntArray(n)
+        personLabel = IntArray(n)
+        personBox = DoubleArray(5 * n)
+        groupedCells = IntArray(n)
+        values = DoubleArray(n)
     }
 
     /** Scratch for [decodeInto]: x1, y1, x2, y2, area of the box being looked at. */
@@ -158,19 +181,19 @@ class Grouper(val config: GrouperConfig = GrouperConfig()) {
 
     /**
      * Decodes the box of the cell whose offsets start at [o] and whose centre is ([cx], [cy]) input pixels into
-     * [out] as x1, y1, x2, y2, area (docs/grouper.md step 1 and "IoU", float64).
+     * [out] from index [at] as x1, y1, x2, y2, area (docs/grouper.md step 1 and "IoU", float64).
      */
     private fun decodeInto(off: FloatArray, o: Int, cx: Double, cy: Double, aw: Double, ah: Double, mls: Double,
-                           out: DoubleArray) {
+                           out: DoubleArray, at: Int = 0) {
         val bw = aw * Math.exp(clamp(off[o + 2].toDouble(), mls))
         val bh = ah * Math.exp(clamp(off[o + 3].toDouble(), mls))
         val bx = cx + off[o].toDouble() * aw
         val by = cy + off[o + 1].toDouble() * ah
-        out[0] = bx - bw / 2
-        out[1] = by - bh / 2
-        out[2] = bx + bw / 2
-        out[3] = by + bh / 2
-        out[4] = area(out[0], out[1], out[2], out[3])
+        out[at] = bx - bw / 2
+        out[at + 1] = by - bh / 2
+        out[at + 2] = bx + bw / 2
+        out[at + 3] = by + bh / 2
+        out[at + 4] = area(out[at], out[at + 1], out[at + 2], out[at + 3])
     }
 
     private fun run(prob: FloatArray, off: FloatArray, h: Int, w: Int, stride: Double, labels: IntArray): Instances {
@@ -255,78 +278,188 @@ class Grouper(val config: GrouperConfig = GrouperConfig()) {
         }
         if (nk == 0) return Instances(h, w, labels, FloatArray(0), FloatArray(0))
 
-        // Step 4: assign person cells (p >= t_fg) to the kept box of maximum IoU (ties: earlier), if >= t_iou.
-        val sm = sums
-        val cnt = counts
-        java.util.Arrays.fill(sm, 0, nk, 0.0)
-        java.util.Arrays.fill(cnt, 0, nk, 0)
+        // Step 1 for the person cells (p >= t_fg): their flat indices and decoded boxes.
+        ensurePerson(n)
+        val pIdx = personIndex
+        val pBox = personBox
+        var npc = 0
         for (i in 0 until h) {
             val row = i * w
             val cy = (i + 0.5) * stride
             for (j in 0 until w) {
                 val idx = row + j
-                val pd = prob[idx].toDouble()
-                if (pd < tFg) continue
-                decodeInto(off, 4 * idx, (j + 0.5) * stride, cy, aw, ah, mls, box)
-                val x1 = box[0]
-                val y1 = box[1]
-                val x2 = box[2]
-                val y2 = box[3]
-                val area = box[4]
-                // IoU with every kept box (docs/grouper.md "IoU"), inlined; a box without overlap has IoU 0,
-                // which only matters as the first value (argmax ties go to the earlier box).
-                var best = -1.0
-                var bestK = -1
-                for (k in 0 until nk) {
-                    val iw = (if (x2 < kx2[k]) x2 else kx2[k]) - (if (x1 > kx1[k]) x1 else kx1[k])
-                    val ih = if (iw > 0.0) (if (y2 < ky2[k]) y2 else ky2[k]) - (if (y1 > ky1[k]) y1 else ky1[k]) else 0.0
-                    if (ih <= 0.0) {
-                        if (best < 0.0) {
-                            best = 0.0
-                            bestK = k
-                        }
-                        continue
-                    }
-                    val inter = iw * ih
-                    val union = area + ka[k] - inter
-                    val v = if (union > 0.0) inter / union else 0.0
-                    if (v > best) {
-                        best = v
-                        bestK = k
-                    }
-                }
-                if (best >= tIou) {
-                    labels[idx] = bestK + 1
-                    sm[bestK] += pd
-                    cnt[bestK]++
-                }
+                if (prob[idx].toDouble() < tFg) continue
+                pIdx[npc] = idx
+                decodeInto(off, 4 * idx, (j + 0.5) * stride, cy, aw, ah, mls, pBox, 5 * npc)
+                npc++
+            }
+        }
+
+        // Step 4: assign person cells to the kept box of maximum IoU (ties: earlier), if >= t_iou.
+        assign(prob, npc, nk, tIou)
+        // Step 4b (mode refine): refinement rounds, each followed by a new assignment.
+        if (cfg.mode == GrouperMode.REFINE) {
+            for (round in 0 until cfg.refineRounds) {
+                nk = refineRound(npc, nk, tNms)
+                assign(prob, npc, nk, tIou)
             }
         }
 
         // Step 5: drop kept boxes without cells, renumber 1..M in kept order.
+        val cnt = counts
+        val sm = sums
         val ren = renumber
         ren[0] = 0
         var m = 0
         for (k in 0 until nk) ren[k + 1] = if (cnt[k] > 0) ++m else 0
-        if (m < nk) {
-            for (idx in 0 until n) {
-                val l = labels[idx]
-                if (l != 0) labels[idx] = ren[l]
-            }
-        }
+        val pLab = personLabel
+        for (c in 0 until npc) labels[pIdx[c]] = ren[pLab[c]]
         val boxes = FloatArray(4 * m)
         val scores = FloatArray(m)
         var q = 0
         for (k in 0 until nk) {
             if (cnt[k] == 0) continue
-            boxes[4 * q] = kx1[k].toFloat()
-            boxes[4 * q + 1] = ky1[k].toFloat()
-            boxes[4 * q + 2] = kx2[k].toFloat()
-            boxes[4 * q + 3] = ky2[k].toFloat()
+            boxes[4 * q] = keptX1[k].toFloat()
+            boxes[4 * q + 1] = keptY1[k].toFloat()
+            boxes[4 * q + 2] = keptX2[k].toFloat()
+            boxes[4 * q + 3] = keptY2[k].toFloat()
             scores[q] = (sm[k] / cnt[k]).toFloat()
             q++
         }
         return Instances(h, w, labels, boxes, scores)
+    }
+
+    /**
+     * Step 4 over the [npc] stored person cells against the first [nk] kept boxes: label (1-based, 0 = none) of
+     * maximum IoU, ties to the earlier box, if >= [tIou]; `counts`/`sums` of each kept box for step 5.
+     */
+    private fun assign(prob: FloatArray, npc: Int, nk: Int, tIou: Double) {
+        val kx1 = keptX1
+        val ky1 = keptY1
+        val kx2 = keptX2
+        val ky2 = keptY2
+        val ka = keptArea
+        val sm = sums
+        val cnt = counts
+        val pBox = personBox
+        val pLab = personLabel
+        java.util.Arrays.fill(sm, 0, nk, 0.0)
+        java.util.Arrays.fill(cnt, 0, nk, 0)
+        for (c in 0 until npc) {
+            val b = 5 * c
+            val x1 = pBox[b]
+            val y1 = pBox[b + 1]
+            val x2 = pBox[b + 2]
+            val y2 = pBox[b + 3]
+            val area = pBox[b + 4]
+            // IoU with every kept box (docs/grouper.md "IoU"), inlined; a box without overlap has IoU 0,
+            // which only matters as the first value (argmax ties go to the earlier box).
+            var best = -1.0
+            var bestK = -1
+            for (k in 0 until nk) {
+                val iw = (if (x2 < kx2[k]) x2 else kx2[k]) - (if (x1 > kx1[k]) x1 else kx1[k])
+                val ih = if (iw > 0.0) (if (y2 < ky2[k]) y2 else ky2[k]) - (if (y1 > ky1[k]) y1 else ky1[k]) else 0.0
+                if (ih <= 0.0) {
+                    if (best < 0.0) {
+                        best = 0.0
+                        bestK = k
+                    }
+                    continue
+                }
+                val inter = iw * ih
+                val union = area + ka[k] - inter
+                val v = if (union > 0.0) inter / union else 0.0
+                if (v > best) {
+                    best = v
+                    bestK = k
+                }
+            }
+            if (bestK >= 0 && best >= tIou) {
+                pLab[c] = bestK + 1
+                sm[bestK] += prob[personIndex[c]].toDouble()
+                cnt[bestK]++
+            } else {
+                pLab[c] = 0
+            }
+        }
+    }
+
+    /**
+     * One refinement round (docs/grouper.md step 4b) on the labels of the last [assign]: the per-coordinate
+     * median box of each of the [nk] kept boxes' cells (boxes without cells dropped), duplicates removed by
+     * greedy NMS scored by cell count (ties: lower number), the survivors written back as kept boxes in their
+     * previous order. Returns their number; the caller assigns the cells again.
+     */
+    private fun refineRound(npc: Int, nk: Int, tNms: Double): Int {
+        val cnt = counts
+        val start = groupStart
+        val pLab = personLabel
+        val grouped = groupedCells
+        // Group the cells by label (counting sort; label 0 first): group k is grouped[start[k] until start[k + 1]].
+        start[0] = 0
+        start[1] = npc - (0 until nk).sumBy { cnt[it] }
+        for (k in 0 until nk) start[k + 2] = start[k + 1] + cnt[k]
+        val fill = start.copyOf(nk + 1)
+        for (c in 0 until npc) grouped[fill[pLab[c]]++] = c
+        // Median boxes of the kept boxes with cells, in kept order.
+        val r = refined
+        val vals = values
+        val pBox = personBox
+        var nr = 0
+        for (k in 0 until nk) {
+            val n = cnt[k]
+            if (n == 0) continue
+            val from = start[k + 1]
+            for (coordinate in 0 until 4) {
+                for (m in 0 until n) vals[m] = pBox[5 * grouped[from + m] + coordinate]
+                r[5 * nr + coordinate] = median(vals, n)
+            }
+            r[5 * nr + 4] = area(r[5 * nr], r[5 * nr + 1], r[5 * nr + 2], r[5 * nr + 3])
+            refinedCount[nr] = n
+            nr++
+        }
+        // Duplicate removal: greedy NMS by cell count descending, equal counts by number ascending
+        // (insertion sort: stable, and there are at most max_instances boxes).
+        val order = refinedOrder
+        for (a in 0 until nr) {
+            var b = a
+            while (b > 0 && refinedCount[order[b - 1]] < refinedCount[a]) {
+                order[b] = order[b - 1]
+                b--
+            }
+            order[b] = a
+        }
+        val survives = BooleanArray(nr)
+        val survivors = IntArray(nr)
+        var ns = 0
+        for (o in 0 until nr) {
+            val a = order[o]
+            val x = 5 * a
+            var keep = true
+            for (s in 0 until ns) {
+                val y = 5 * survivors[s]
+                if (iou(r[x], r[x + 1], r[x + 2], r[x + 3], r[x + 4], r[y], r[y + 1], r[y + 2], r[y + 3], r[y + 4]) > tNms) {
+                    keep = false
+                    break
+                }
+            }
+            if (keep) {
+                survivors[ns++] = a
+                survives[a] = true
+            }
+        }
+        // The survivors in their previous (number) order become the kept boxes of the next assignment.
+        var nk2 = 0
+        for (a in 0 until nr) {
+            if (!survives[a]) continue
+            keptX1[nk2] = r[5 * a]
+            keptY1[nk2] = r[5 * a + 1]
+            keptX2[nk2] = r[5 * a + 2]
+            keptY2[nk2] = r[5 * a + 3]
+            keptArea[nk2] = r[5 * a + 4]
+            nk2++
+        }
+        return nk2
     }
 
     private companion object {
@@ -340,6 +473,50 @@ class Grouper(val config: GrouperConfig = GrouperConfig()) {
                 }
             }
             return true
+        }
+
+        /**
+         * Median of `v[0 until n]`, n >= 1 (docs/grouper.md step 4b): the middle value, or `(a + b) / 2` of the two
+         * middle values of an even count. Reorders the values (selection in O(n), no full sort).
+         */
+        @JvmStatic
+        fun median(v: DoubleArray, n: Int): Double {
+            val upper = select(v, n, n / 2)
+            if (n % 2 == 1) return upper
+            var lower = v[0] // after select, v[0 until n/2] hold the n/2 smallest values: their maximum is the lower middle
+            for (m in 1 until n / 2) if (v[m] > lower) lower = v[m]
+            return (lower + upper) / 2
+        }
+
+        /**
+         * The [k]-th smallest (0-based) of `v[0 until n]` by Hoare partitioning around a median-of-three pivot;
+         * afterwards `v[0 until k] <= v[k] <= v[k + 1 until n]`.
+         */
+        @JvmStatic
+        fun select(v: DoubleArray, n: Int, k: Int): Double {
+            var lo = 0
+            var hi = n - 1
+            while (lo < hi) {
+                val a = v[lo]
+                val b = v[lo + (hi - lo) / 2]
+                val c = v[hi]
+                val pivot = Math.max(Math.min(a, b), Math.min(Math.max(a, b), c))
+                var i = lo
+                var j = hi
+                while (i <= j) {
+                    while (v[i] < pivot) i++
+                    while (v[j] > pivot) j--
+                    if (i <= j) {
+                        val t = v[i]
+                        v[i] = v[j]
+                        v[j] = t
+                        i++
+                        j--
+                    }
+                }
+                if (k <= j) hi = j else if (k >= i) lo = i else return v[k]
+            }
+            return v[k]
         }
 
         @JvmStatic

@@ -1,7 +1,28 @@
 package org.bbemobile.grouper
 
 /**
- * Thresholds and anchor of the BBE grouper (docs/grouper.md, "GrouperConfig").
+ * How instance boxes are made (docs/grouper.md): the paper's peak boxes, or boxes refined by the median of
+ * their cells' boxes (Grouper v2).
+ *
+ * @property metadataName the value of the `mode` metadata key.
+ */
+enum class GrouperMode(val metadataName: String) {
+    /** The paper's grouper: steps 1-5. */
+    PAPER("paper"),
+
+    /** Steps 1-4, [GrouperConfig.refineRounds] refinement rounds (step 4b), then step 5. */
+    REFINE("refine");
+
+    companion object {
+        /** The mode of a `mode` metadata value; [IllegalArgumentException] for another value. */
+        @JvmStatic
+        fun fromMetadata(name: String): GrouperMode = values().firstOrNull { it.metadataName == name }
+            ?: throw IllegalArgumentException("GrouperConfig.mode must be \"paper\" or \"refine\", got \"$name\"")
+    }
+}
+
+/**
+ * Thresholds, anchor and mode of the BBE grouper (docs/grouper.md, "GrouperConfig").
  *
  * Probabilities and IoUs are in [0, 1]; the anchor is in input pixels. The defaults are the paper's;
  * a model's `bbe` metadata overrides them ([fromMetadataJson]). The constructor validates every field and
@@ -15,6 +36,8 @@ package org.bbemobile.grouper
  * @property anchorW anchor width in input pixels (> 0).
  * @property anchorH anchor height in input pixels (> 0).
  * @property maxLogScale `dw` and `dh` are clamped to `[-maxLogScale, maxLogScale]` before `exp` (> 0).
+ * @property mode the paper's boxes or refined ones.
+ * @property refineRounds refinement rounds of [GrouperMode.REFINE] (>= 1; ignored by [GrouperMode.PAPER]).
  */
 data class GrouperConfig(
     val tC: Double = 0.6,
@@ -24,7 +47,9 @@ data class GrouperConfig(
     val maxInstances: Int = 20,
     val anchorW: Double = DEFAULT_ANCHOR_W,
     val anchorH: Double = DEFAULT_ANCHOR_H,
-    val maxLogScale: Double = 4.0
+    val maxLogScale: Double = 4.0,
+    val mode: GrouperMode = GrouperMode.PAPER,
+    val refineRounds: Int = 1
 ) {
     init {
         checkUnit("t_c", tC)
@@ -35,6 +60,7 @@ data class GrouperConfig(
         checkPositive("anchor_w", anchorW)
         checkPositive("anchor_h", anchorH)
         checkPositive("max_log_scale", maxLogScale)
+        require(refineRounds >= 1) { "GrouperConfig.refine_rounds must be >= 1, got $refineRounds" }
     }
 
     companion object {
@@ -51,6 +77,10 @@ data class GrouperConfig(
         val METADATA_KEYS: List<String> =
             listOf("t_c", "t_nms", "t_fg", "t_iou", "max_instances", "anchor_w", "anchor_h", "max_log_scale")
 
+        /** Keys of Grouper v2, optional: a file without them (written before) means paper and 1 round. */
+        @JvmField
+        val OPTIONAL_METADATA_KEYS: List<String> = listOf("mode", "refine_rounds")
+
         private fun checkUnit(name: String, value: Double) {
             require(value >= 0.0 && value <= 1.0) { "GrouperConfig.$name must be in [0, 1], got $value" }
         }
@@ -63,7 +93,8 @@ data class GrouperConfig(
 
         /**
          * Config from the `bbe` metadata JSON text (docs/metadata.md): reads the eight grouper keys, all
-         * required. Other keys are ignored here (see [BbeMetadata] for the whole object).
+         * required, and the optional `mode` (default paper) and `refine_rounds` (default 1). Other keys are
+         * ignored here (see [BbeMetadata] for the whole object).
          *
          * @throws IllegalArgumentException on malformed JSON, a missing key, a wrong type or an invalid value.
          */
@@ -82,7 +113,9 @@ data class GrouperConfig(
                 maxInstances = r.int("max_instances"),
                 anchorW = r.double("anchor_w"),
                 anchorH = r.double("anchor_h"),
-                maxLogScale = r.double("max_log_scale")
+                maxLogScale = r.double("max_log_scale"),
+                mode = if (obj.containsKey("mode")) GrouperMode.fromMetadata(r.string("mode")) else GrouperMode.PAPER,
+                refineRounds = if (obj.containsKey("refine_rounds")) r.int("refine_rounds") else 1
             )
         }
     }

@@ -70,6 +70,26 @@ class MetadataTest {
         assertEquals(GrouperConfig(tIou = 0.25, maxInstances = 7, anchorH = 117.57550765359254), c)
     }
 
+    /** `mode` and `refine_rounds` are optional (the sample predates them: the paper's mode), read and checked. */
+    @Test
+    fun grouperModeKeys() {
+        assertEquals(GrouperMode.PAPER, GrouperConfig.fromMetadataJson(SAMPLE).mode)
+        val v2 = SAMPLE.replace("\"max_instances\": 20", "\"max_instances\": 20, \"mode\": \"refine\", \"refine_rounds\": 2")
+        val c = GrouperConfig.fromMetadataJson(v2)
+        assertEquals(GrouperMode.REFINE, c.mode)
+        assertEquals(2, c.refineRounds)
+        assertEquals(GrouperMode.REFINE, BbeMetadata.parse(v2).grouper.mode)
+        for ((bad, key) in listOf(v2.replace("\"refine\"", "\"median\"") to "mode",
+                                   v2.replace("\"refine_rounds\": 2", "\"refine_rounds\": 0") to "refine_rounds")) {
+            try {
+                GrouperConfig.fromMetadataJson(bad)
+                fail("accepted a bad $key")
+            } catch (e: IllegalArgumentException) {
+                assertTrue(e.message, e.message!!.contains(key))
+            }
+        }
+    }
+
     @Test
     fun fullMetadata() {
         val m = BbeMetadata.parse(SAMPLE)
