@@ -16,7 +16,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from click.testing import CliRunner  # noqa: E402
 
 from bbe_mobile.cli import main  # noqa: E402
-from bbe_mobile.export import convert as export, images as export_images, tflite_metadata  # noqa: E402
+from bbe_mobile.export import coreml as export_coreml, convert as export, images as export_images, serving  # noqa: E402
+from bbe_mobile.export import tflite as export_tflite, tflite_metadata  # noqa: E402
 from bbe_mobile.export.artifact_info import REQUIRED_KEYS, ArtifactError, describe, parse_metadata  # noqa: E402
 from bbe_mobile.export.runtime import CoreMLUnavailable, KerasRunner, load_runner  # noqa: E402
 from bbe_mobile.grouper import GrouperConfig  # noqa: E402
@@ -171,7 +172,7 @@ def test_tflite_int8_io(bundle, options, tmp_path, io_dtype):
 
 
 def test_tflite_metadata_roundtrip(bundle, tmp_path):
-    data, _ = export.convert_tflite_bytes(bundle, "fp32", export.ExportOptions())
+    data, _ = export_tflite.convert_tflite_bytes(bundle, "fp32", export.ExportOptions())
     first = tflite_metadata.write_metadata(data, {"bbe": b'{"a": 1}', "other": b"x"})
     second = tflite_metadata.write_metadata(first, {"bbe": b'{"a": 2}'})
     converter_entries = tflite_metadata.read_metadata(data)  # e.g. min_runtime_version, kept
@@ -202,7 +203,7 @@ def test_tflite_missing_weights_guard(bundle, monkeypatch):
 
     monkeypatch.setattr(tf.lite.TFLiteConverter, "convert", lambda self: b"\0" * 1000)
     with pytest.raises(export.ExportError, match="weights are missing"):
-        export.convert_tflite_bytes(bundle, "fp32", export.ExportOptions())
+        export_tflite.convert_tflite_bytes(bundle, "fp32", export.ExportOptions())
 
 
 def test_int8_needs_calibration_images(bundle, tmp_path):
@@ -310,7 +311,7 @@ def test_coreml_output_names_are_checked_at_load(bundle, tmp_path):
 
 def test_coreml_compress_rejects_an_unknown_precision():
     with pytest.raises(export.ExportError, match="unknown Core ML precision 'int4'"):
-        export._coreml_compress(object(), "int4", [])
+        export_coreml._coreml_compress(object(), "int4", [])
 
 
 def _coreml_numeric_check(path: Path, bundle, tolerance: float) -> None:
@@ -391,7 +392,7 @@ def test_coreml_palettes_keep_8_bit_backbone_palettes(precision, head_bits, tmp_
     bits = _palette_bits(path)
     head = {b for name, b in bits.items() if "aspp" in name or "decoder" in name}
     backbone = {b for name, b in bits.items() if "block_" in name}
-    assert head == {head_bits} and backbone == {export.BACKBONE_PALETTE_BITS}, bits
+    assert head == {head_bits} and backbone == {export_coreml.BACKBONE_PALETTE_BITS}, bits
 
 
 @pytest.mark.slow  # a third Core ML conversion (~15 s)
@@ -569,7 +570,7 @@ def test_error_messages_keep_the_first_line(bundle, tmp_path, monkeypatch):
 
     monkeypatch.setattr(bbe_mobile.export.runtime, "load_runner", fails)
     with pytest.raises(export.ExportError, match="does not run: RuntimeError: first line$"):
-        export._smoke_run(tmp_path / "m.onnx", SIZE)
+        serving.smoke_run(tmp_path / "m.onnx", SIZE)
     monkeypatch.setitem(export.EXPORTERS, "onnx", fails)
     outcomes = export.convert(bundle, ["onnx"], {"onnx": ["fp32"]}, tmp_path / "o", verify=False,
                               log=lambda *_: None)
@@ -591,7 +592,7 @@ def test_cli_truncated_model(bundle_dir, tmp_path):
 
 
 def test_corrupt_artifacts(bundle, tmp_path):
-    data, _ = export.convert_tflite_bytes(bundle, "fp32", export.ExportOptions())
+    data, _ = export_tflite.convert_tflite_bytes(bundle, "fp32", export.ExportOptions())
     (tmp_path / "cut.tflite").write_bytes(data[: len(data) // 3])
     (tmp_path / "junk.onnx").write_bytes(b"not a protobuf at all \xff\xfe")
     (tmp_path / "junk.tflite").write_bytes(b"hello")
