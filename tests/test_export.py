@@ -23,6 +23,7 @@ from bbe_mobile.export.runtime import CoreMLUnavailable, KerasRunner, load_runne
 from bbe_mobile.grouper import GrouperConfig  # noqa: E402
 from bbe_mobile.modeling.bundle import load_bundle, save_bundle  # noqa: E402
 from bbe_mobile.modeling.network import ModelConfig, build_bbe, sigmoid  # noqa: E402
+from conftest import decisive_heads  # noqa: E402
 
 SIZE = 64
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "coco-person-mini"
@@ -30,31 +31,14 @@ needs_shared = pytest.mark.skipif(not (SHARED / "val").is_dir(),
                                   reason=f"real images not available ({SHARED} is absent)")
 
 
-def lively(model, seed: int = 0) -> None:
-    """Rescale the random heads so the tiny model outputs people: logits spread around 0 (std 3), offsets of
-    std ~0.3, so grouping finds instances and verification has something to compare."""
-    rng = np.random.default_rng(seed)
-    canvas = rng.uniform(0, 255, (1, SIZE, SIZE, 3)).astype(np.float32)
-    for name, std in (("person_logits", 3.0), ("box_offsets", 0.3)):
-        layer = model.get_layer(name)
-        kernel, bias = layer.get_weights()
-        kernel = rng.normal(0, 1, kernel.shape).astype(np.float32)
-        layer.set_weights([kernel, np.zeros_like(bias)])
-        out = np.asarray(model(canvas)[0 if name == "person_logits" else 1])
-        kernel *= std / max(float(out.std()), 1e-6)
-        layer.set_weights([kernel, np.zeros_like(bias)])
-        out = np.asarray(model(canvas)[0 if name == "person_logits" else 1])
-        layer.set_weights([kernel, (-np.median(out.reshape(-1, out.shape[-1]), axis=0)).astype(np.float32)])
-
-
 def make_bundle(directory: Path, seed: int = 0, perturb: float = 0.0, people: bool = True) -> Path:
-    """A tiny bundle; ``people``: rescaled heads (``lively``), else the random initial heads (probabilities
+    """A tiny bundle; ``people``: rescaled heads (``conftest.decisive_heads``), else the random initial heads (probabilities
     around sigmoid(-2), a well-conditioned graph for precision tolerances: the lively heads amplify the
     random backbone's rounding errors ~100x, which says nothing about a trained model)."""
     config = ModelConfig(alpha=0.35, aspp_filters=16, decoder_filters=16)
     model = build_bbe(SIZE, alpha=0.35, aspp_filters=16, decoder_filters=16)
     if people:
-        lively(model, seed)
+        decisive_heads(model, SIZE, seed)
     if perturb:
         layer = model.get_layer("person_logits")
         kernel, bias = layer.get_weights()
@@ -443,7 +427,7 @@ def test_failed_conversion_leaves_nothing(bundle, tmp_path, monkeypatch, target,
 
     monkeypatch.setitem(export.EXPORTERS, target, interrupted)
     with pytest.raises(KeyboardInterrupt):  # Ctrl-C mid-way
-        export.export_artifact(bundle, target, export.DEFAULT_PRECISION[target], out / f"m{suffix}")
+        export.export_artifact(bundle, target, export.DEFAULT_CHAIN[target][0], out / f"m{suffix}")
     assert list(out.iterdir()) == []
 
     def dies_midway(bundle, precision, path, options):
@@ -456,11 +440,11 @@ def test_failed_conversion_leaves_nothing(bundle, tmp_path, monkeypatch, target,
 
     monkeypatch.setitem(export.EXPORTERS, target, dies_midway)
     with pytest.raises(RuntimeError, match="mid-way"):
-        export.export_artifact(bundle, target, export.DEFAULT_PRECISION[target], out / f"m{suffix}")
+        export.export_artifact(bundle, target, export.DEFAULT_CHAIN[target][0], out / f"m{suffix}")
     assert list(out.iterdir()) == []
     # through convert: reported as failed, exit 1, nothing written
     monkeypatch.setitem(export.EXPORTERS, target, lambda *a: (_ for _ in ()).throw(export.ExportError("boom")))
-    outcomes = export.convert(bundle, [target], {target: [export.DEFAULT_PRECISION[target]]}, out, verify=False,
+    outcomes = export.convert(bundle, [target], {target: [export.DEFAULT_CHAIN[target][0]]}, out, verify=False,
                               log=lambda *_: None)
     assert outcomes[0].status == "failed" and "boom" in outcomes[0].message
     assert list(out.iterdir()) == []
@@ -535,14 +519,17 @@ def test_library_convert_checks_its_arguments(bundle, tmp_path):
     assert not out.exists()
 
 
-def test_verification_hint_names_more_faithful_precisions_and_no_verify():
-    assert export.verification_hint([("tflite", "fp32")]) == "try instead: --no-verify to write tflite fp32 unverified"
-    assert export.verification_hint([("coreml", "palette4"), ("coreml", "palette6"), ("tflite", "fp16")]) == (
-        "try instead: --target coreml with --precision int8, --precision fp16 or --precision fp32 (more faithful), "
-        "or --no-verify to write coreml palette4 unverified; --target coreml with --precision int8, --precision "
-        "fp16 or --precision fp32 (more faithful), or --no-verify to write coreml palette6 unverified; "
-        "--target tflite with --precision fp32 (more faithful), or --no-verify to write tflite fp16 unverified")
-    assert all(set(export.FIDELITY[t]) == set(export.PRECISIONS[t]) for t in export.TARGETS)
+def test_verification_hint_suggests_only_variants_verified_to_pass():
+    assert export.verification_hint([("tflite", "fp32")], []) == (
+        "try instead: --target tflite without --precision (writes the fastest variant that passes), or --no-verify "
+        "to write tflite fp32 unverified")
+    assert export.verification_hint([("tflite", "int8"), ("coreml", "palette4")],
+                                    [("tflite", "fp16"), ("tflite", "fp32"), ("onnx", "fp32")]) == (
+        "try instead: --target tflite with --precision fp16 or --precision fp32 (verified above), without "
+        "--precision (writes the fastest variant that passes), or --no-verify to write tflite int8 unverified; "
+        "--target coreml without --precision (writes the fastest variant that passes), or --no-verify to write "
+        "coreml palette4 unverified")
+    assert all(set(chain) <= set(export.PRECISIONS[t]) for t, chain in export.DEFAULT_CHAIN.items())
 
 
 def test_image_files_leave_out_hidden_files(tmp_path):

@@ -64,9 +64,9 @@ class RawTFLite:
     and the twin pay exactly the same overhead."""
 
     def __init__(self, path, num_threads: int, canvas: np.ndarray):
-        from bbe_mobile.export.runtime import litert_interpreter_class, quantize_input  # noqa: PLC0415
+        from bbe_mobile.export.runtime import new_litert_interpreter, quantize_input  # noqa: PLC0415
 
-        self.interpreter = litert_interpreter_class()(model_path=str(path), num_threads=num_threads)
+        self.interpreter = new_litert_interpreter(model_path=str(path), num_threads=num_threads)
         self.interpreter.allocate_tensors()
         detail = self.interpreter.get_input_details()[0]
         self.x = quantize_input(canvas[None].astype(np.float32), detail)

@@ -33,12 +33,9 @@ PRECISIONS = {
     "coreml": ("fp16", "fp32", "int8", "palette6", "palette4"),
     "onnx": ("fp32",),
 }
-DEFAULT_PRECISION = {"tflite": "int8", "coreml": "fp16", "onnx": "fp32"}
-FIDELITY = {  # each target's precisions from the most to the least faithful to the Keras model
-    "tflite": ("fp32", "fp16", "dynamic-int8", "int8"),
-    "coreml": ("fp32", "fp16", "int8", "palette6", "palette4"),
-    "onnx": ("fp32",),
-}
+# Without --precision, convert tries each target's chain from the fastest and writes the first that passes
+# verification (docs/export.md, "Default precision").
+DEFAULT_CHAIN = {"tflite": ("int8", "dynamic-int8", "fp16"), "coreml": ("int8", "fp16"), "onnx": ("fp32",)}
 SUFFIX = {"tflite": ".tflite", "coreml": ".mlpackage", "onnx": ".onnx"}
 
 
@@ -65,32 +62,26 @@ def parse_targets(target: str) -> list[str]:
 
 
 def parse_precisions(target: str, precision: str | None) -> list[str]:
-    """``None`` -> the target's default; ``all`` -> every precision; else a comma list, each checked."""
+    """``None`` -> the target's default chain; ``all`` -> every precision; else a comma list, each checked."""
     if precision is None:
-        return [DEFAULT_PRECISION[target]]
+        return list(DEFAULT_CHAIN[target])
     wanted = list(PRECISIONS[target]) if precision == "all" else [p.strip() for p in precision.split(",")]
     for p in wanted:
         _check_precision(target, p)
     return wanted
 
 
-def more_faithful(target: str, precision: str, exclude: set[str] = frozenset()) -> list[str]:
-    """The precisions of ``target`` more faithful than ``precision`` (the nearest first), less ``exclude``:
-    what to try when ``precision`` fails verification."""
-    order = FIDELITY[target]
-    return [p for p in reversed(order[:order.index(precision)]) if p not in exclude]
-
-
-def verification_hint(failed: list[tuple[str, str]]) -> str:
-    """One line naming what to try instead of the (target, precision) variants that failed verification: the
-    more faithful precisions of the same target (not yet verified themselves) or ``--no-verify``."""
+def verification_hint(failed: list[tuple[str, str]], passed: list[tuple[str, str]]) -> str:
+    """One line naming what to try instead of the (target, precision) variants that failed verification: only
+    variants verified to pass in this run (``passed``), the default chain (which writes only a variant that
+    passes) and ``--no-verify``; never a variant not known to pass."""
     parts = []
     for target, precision in failed:
-        others = more_faithful(target, precision, {p for t, p in failed if t == target})
-        flags = [f"--precision {p}" for p in others]
-        try_instead = (f"--target {target} with {', '.join(flags[:-1])}{' or ' if len(flags) > 1 else ''}{flags[-1]}"
-                       " (more faithful), or " if flags else "")
-        parts.append(f"{try_instead}--no-verify to write {target} {precision} unverified")
+        verified = [p for t, p in passed if t == target]
+        flags = " or ".join(f"--precision {p}" for p in verified)
+        parts.append(f"--target {target} with {flags} (verified above), " if verified else f"--target {target} ")
+        parts[-1] += f"without --precision (writes the fastest variant that passes), or --no-verify to write " \
+                     f"{target} {precision} unverified"
     return "try instead: " + "; ".join(parts)
 
 
@@ -179,7 +170,8 @@ def export_artifact(bundle, target: str, precision: str, out_path: str | os.Path
 @dataclass
 class ConvertOutcome:
     """One variant of ``convert``: the export result (None if conversion failed), its verification report
-    (None with --no-verify), ``status`` ``ok``/``unverified``/``failed``/``verify-skipped`` and a message."""
+    (None with --no-verify), ``status`` ``ok``/``unverified``/``failed``/``verify-skipped``, or ``refused`` (a
+    faster variant of a default chain that failed, a more faithful one was tried next) and a message."""
 
     target: str
     precision: str
@@ -192,12 +184,15 @@ class ConvertOutcome:
 
 def convert(bundle, targets: list[str], precisions: dict[str, list[str]], out_dir: str | os.PathLike,
             options: ExportOptions = ExportOptions(), verify: bool = True, verify_images: str | None = None,
-            num_verify: int = 20, log=print) -> list[ConvertOutcome]:
+            num_verify: int = 20, log=print, first_passing: bool = False, num_accuracy: int = 0) -> list[ConvertOutcome]:
     """Export every (target, precision) into ``out_dir``; with ``verify`` each artifact is verified against
     ``bundle`` on ``verify_images`` while still at its temporary path and moved into place only if it passes
-    (its report is written as ``NAME.verify.json`` either way)."""
+    (its report is written as ``NAME.verify.json`` either way). ``first_passing``: each target's precisions
+    are a chain from the fastest (``DEFAULT_CHAIN``): the first that passes is written and the rest not tried;
+    each one before it is ``refused``. ``num_accuracy``: held-out labelled images beside ``verify_images`` for
+    the mask AP gate (``accuracy.py``; 0: none)."""
     from bbe_mobile.export import verify as verification  # noqa: PLC0415
-    from bbe_mobile.export.artifact_info import file_size  # noqa: PLC0415
+    from bbe_mobile.export.accuracy import accuracy_set  # noqa: PLC0415
 
     _check_bundle(bundle)
     for target in targets:
@@ -206,53 +201,70 @@ def convert(bundle, targets: list[str], precisions: dict[str, list[str]], out_di
     out.mkdir(parents=True, exist_ok=True)
     if options.input_size and options.input_size != bundle.input_size:
         bundle = bundle.resized(options.input_size)
+    files, accuracy = None, None
     if verify:
         verify_dir = verify_images or str(DEFAULT_VERIFY_DIR)
         files = verification.select_images(verify_dir, num_verify, flag="--verify-images")  # fail early
+        accuracy = (accuracy_set(verify_dir, num_accuracy), {})
     outcomes = []
     for target in targets:
-        for precision in precisions[target]:
-            final = out / artifact_name(bundle.name, target, precision, options)
-            log(f"converting {target} {precision} -> {final}")
-            start = time.perf_counter()
-            try:
-                with atomic_path(final) as tmp:
-                    notes = EXPORTERS[target](bundle, precision, tmp, options)
-                    result = ExportResult(target, precision, final, file_size(tmp), time.perf_counter() - start,
-                                          notes)
-                    report = None
-                    if verify:
-                        report = verification.verify_runner_path(tmp, bundle, files, precision=precision,
-                                                                 artifact_label=str(final))
-                        verification.write_report(report, final.parent / (final.name + ".verify.json"))
-                        if report["status"] == "failed":
-                            raise _VerificationFailed(report)
-            except _VerificationFailed as failed:
-                stale = final.exists() or final.is_symlink()
-                remove_path(final)  # an older artifact (e.g. from --no-verify) must not pass for this one
-                outcomes.append(ConvertOutcome(target, precision, final, result, failed.report, "failed",
-                                               "verification failed: " + verification.failure_summary(failed.report)
-                                               + "; artifact not written" + (", older one removed" if stale else "")
-                                               + f" (report: {final.name}.verify.json)"))
-                log(f"  FAILED {outcomes[-1].message}")
+        chain = precisions[target]
+        for k, precision in enumerate(chain):
+            outcome = _convert_variant(bundle, target, precision, out, options, files, accuracy, log)
+            outcomes.append(outcome)
+            if not first_passing:
                 continue
-            except Exception as exc:  # noqa: BLE001 - one variant failing must not stop the others
-                message = error_line(exc, None) if isinstance(exc, ValueError) else \
-                    f"{type(exc).__name__}: {error_line(exc)}"
-                outcomes.append(ConvertOutcome(target, precision, final, None, None, "failed", message))
-                log(f"  FAILED {message}")
-                continue
-            status = "unverified" if report is None else ("ok" if report["status"] == "passed" else "verify-skipped")
-            message = "" if report is None or report["status"] != "skipped" else report["message"]
-            outcomes.append(ConvertOutcome(target, precision, final, result, report, status, message))
-            extra = f" ({'; '.join(result.notes)})" if result.notes else ""
-            log(f"  {status}: {result.size_bytes / 1e6:.3f} MB in {result.convert_seconds:.1f} s{extra}"
-                + (f"; {message}" if message else ""))
+            if outcome.status != "failed":
+                break
+            if k + 1 < len(chain):
+                outcome.status = "refused"
     return outcomes
+
+
+def _convert_variant(bundle, target: str, precision: str, out: Path, options: ExportOptions,
+                     files: list[Path] | None, accuracy: tuple | None, log) -> ConvertOutcome:
+    """Convert, verify on ``files`` (None: not verified) and the (``AccuracySet`` or None, reference cache)
+    ``accuracy``, and write one variant atomically into ``out``."""
+    from bbe_mobile.export import verify as verification  # noqa: PLC0415
+    from bbe_mobile.export.artifact_info import file_size  # noqa: PLC0415
+
+    final = out / artifact_name(bundle.name, target, precision, options)
+    log(f"converting {target} {precision} -> {final}")
+    start = time.perf_counter()
+    try:
+        with atomic_path(final) as tmp:
+            notes = EXPORTERS[target](bundle, precision, tmp, options)
+            result = ExportResult(target, precision, final, file_size(tmp), time.perf_counter() - start, notes)
+            report = None
+            if files is not None:
+                report = verification.verify_runner_path(tmp, bundle, files, precision=precision,
+                                                         artifact_label=str(final), accuracy_images=accuracy[0],
+                                                         cache=accuracy[1])
+                verification.write_report(report, final.parent / (final.name + ".verify.json"))
+                if report["status"] == "failed":
+                    raise _VerificationFailed(report)
+    except _VerificationFailed as failed:
+        stale = final.exists() or final.is_symlink()
+        remove_path(final)  # an older artifact (e.g. from --no-verify) must not pass for this one
+        outcome = ConvertOutcome(target, precision, final, result, failed.report, "failed",
+                                 "verification failed: " + verification.failure_summary(failed.report)
+                                 + "; artifact not written" + (", older one removed" if stale else "")
+                                 + f" (report: {final.name}.verify.json)")
+        log(f"  FAILED {outcome.message}")
+        return outcome
+    except Exception as exc:  # noqa: BLE001 - one variant failing must not stop the others
+        message = error_line(exc, None) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {error_line(exc)}"
+        log(f"  FAILED {message}")
+        return ConvertOutcome(target, precision, final, None, None, "failed", message)
+    status = "unverified" if report is None else ("ok" if report["status"] == "passed" else "verify-skipped")
+    message = "" if report is None or report["status"] != "skipped" else report["message"]
+    extra = f" ({'; '.join(result.notes)})" if result.notes else ""
+    log(f"  {status}: {result.size_bytes / 1e6:.3f} MB in {result.convert_seconds:.1f} s{extra}"
+        + (f"; {message}" if message else ""))
+    return ConvertOutcome(target, precision, final, result, report, status, message)
 
 
 class _VerificationFailed(Exception):
     def __init__(self, report: dict):
         super().__init__("verification failed")
         self.report = report
-
