@@ -4,6 +4,7 @@ trackable; file size and a test run checked), with the ``bbe`` metadata and our 
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +38,9 @@ def tflite_from_function(concrete_function, precision: str, canvases: list[np.nd
     if precision != "int8":
         raise ExportError(f"unknown TFLite precision {precision!r}")
     io = {"float32": tf.float32, "int8": tf.int8, "uint8": tf.uint8}[io_dtype]
-    return quantize_int8(int8_converter(converter, canvases, io), canvases, io)
+    with warnings.catch_warnings():  # the quantiser's note that the float input has no statistics (by design)
+        warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected", category=UserWarning)
+        return quantize_int8(int8_converter(converter, canvases, io), canvases, io)
 
 
 def int8_converter(converter, canvases: list[np.ndarray], io_type):
