@@ -32,9 +32,13 @@ needs_shared = pytest.mark.skipif(not (SHARED / "val").is_dir(),
 
 
 def make_bundle(directory: Path, seed: int = 0, perturb: float = 0.0, people: bool = True) -> Path:
-    """A tiny bundle; ``people``: rescaled heads (``conftest.decisive_heads``), else the random initial heads (probabilities
+    """A tiny bundle, its random weights drawn from ``seed``; ``people``: rescaled heads (``conftest.decisive_heads``),
+    else the random initial heads (probabilities
     around sigmoid(-2), a well-conditioned graph for precision tolerances: the lively heads amplify the
     random backbone's rounding errors ~100x, which says nothing about a trained model)."""
+    import keras
+
+    keras.utils.set_random_seed(seed)  # the same weights in every run: reproducible failures
     config = ModelConfig(alpha=0.35, aspp_filters=16, decoder_filters=16)
     model = build_bbe(SIZE, alpha=0.35, aspp_filters=16, decoder_filters=16)
     if people:

@@ -71,8 +71,8 @@ def test_noise_on_threshold_and_tie_maps_passes(images, map_seed, noise_seed, am
 
 
 def test_near_decisions_finds_the_ones_built_in():
-    """Every cell on t_fg is near; of an exact plateau of two peaks, the kept one could vanish and its twin
-    appear; identical outputs flip nothing; a quantised artifact's large error is not excused."""
+    """Every cell on t_fg is near; an exact plateau of two peaks keeps its instance; a lone peak on t_c could
+    vanish; identical outputs flip nothing; a quantised artifact's large error is not excused."""
     prob = np.full((8, 8), 0.02, np.float32)
     prob[2:6, 2:6] = 0.55  # person cells below t_c
     prob[3, 3] = prob[3, 4] = 0.9  # a plateau of two peaks
@@ -82,11 +82,16 @@ def test_near_decisions_finds_the_ones_built_in():
     assert not same.cells.any() and same.removable == same.addable == 0 and same.prob_error == 0
     noisy = near_decisions(prob, offsets, prob + np.float32(1e-5), offsets, 4.0, GROUPER)
     assert noisy.cells[6, 2:6].all() and noisy.prob_error == pytest.approx(1e-5, rel=0.1)
-    assert noisy.removable == 1 and noisy.addable == 1  # the kept peak of the plateau could vanish, its twin appear
-    assert noisy.cells[2:6, 2:6].all()  # so every cell of that person is left out
+    # the plateau keeps a peak whichever twin wins: nothing vanishes, and the person's cells, whose IoU with
+    # either twin's box is well above t_iou, still count
+    assert noisy.removable == noisy.addable == 0 and not noisy.cells[2:6, 2:6].any()
+    on_t_c = prob.copy()
+    on_t_c[3, 3], on_t_c[3, 4] = 0.55, GROUPER.t_c  # the only peak sits on t_c: it could vanish, with its person
+    lone = near_decisions(on_t_c, offsets, on_t_c + np.float32(1e-5), offsets, 4.0, GROUPER)
+    assert lone.removable == 1 and lone.cells[2:6, 2:6].all()
     prob[3, 4] = 0.85  # no plateau: one sure peak
     quantised = near_decisions(prob, offsets, prob + np.float32(0.3), offsets, 4.0, GROUPER)
-    assert quantised.prob_error == 2e-3  # capped: quantisation error is not excused
+    assert quantised.prob_error == 5e-5  # capped: quantisation error is not excused
     assert quantised.removable == quantised.addable == 0 and not quantised.cells[2:6, 2:6].any()
 
 
@@ -111,7 +116,7 @@ def tiny_reference(tmp_path_factory):
     return CachedRunner(KerasRunner(load_bundle(make_bundle(tmp_path_factory.mktemp("noise_bundle")))))
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(noise_seed=st.integers(0, 2**31), amplitude=st.floats(1e-7, NOISE))
 def test_noise_on_the_tiny_model_passes(tiny_reference, images, noise_seed, amplitude):
     report = check_noise_passes(tiny_reference, images, noise_seed, amplitude)

@@ -32,7 +32,6 @@ class PeerSegmenter:
         if not Path(self.path).is_file():
             raise ValueError(f"peer model not found: {self.path}")
         self.interpreter = new_litert_interpreter(model_path=str(self.path), num_threads=self.num_threads)
-        self.interpreter.allocate_tensors()
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
         self.input_hw = tuple(int(v) for v in self.input["shape"][1:3])

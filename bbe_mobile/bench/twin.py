@@ -67,7 +67,6 @@ class RawTFLite:
         from bbe_mobile.export.runtime import new_litert_interpreter, quantize_input  # noqa: PLC0415
 
         self.interpreter = new_litert_interpreter(model_path=str(path), num_threads=num_threads)
-        self.interpreter.allocate_tensors()
         detail = self.interpreter.get_input_details()[0]
         self.x = quantize_input(canvas[None].astype(np.float32), detail)
         self.index = detail["index"]

@@ -150,13 +150,16 @@ def litert_interpreter_class():
 
 
 def new_litert_interpreter(**kwargs):
-    """A LiteRT interpreter (``litert_interpreter_class()(**kwargs)``), created with its start-up line ("Created
-    TensorFlow Lite XNNPACK delegate") hidden unless verbose (utils/quiet.py)."""
+    """A LiteRT interpreter (``litert_interpreter_class()(**kwargs)``) with its tensors allocated, its start-up
+    line ("Created TensorFlow Lite XNNPACK delegate", printed by ``allocate_tensors``) hidden unless verbose
+    (utils/quiet.py)."""
     from bbe_mobile.utils.quiet import start_up_lines_hidden  # noqa: PLC0415
 
     interpreter_class = litert_interpreter_class()
     with start_up_lines_hidden():
-        return interpreter_class(**kwargs)
+        interpreter = interpreter_class(**kwargs)
+        interpreter.allocate_tensors()
+    return interpreter
 
 
 def quantize_input(x: np.ndarray, detail: dict) -> np.ndarray:
@@ -183,7 +186,6 @@ class TFLiteRunner(_ArtifactRunner):
         self.metadata, _ = read_tflite(Path(path))
         try:
             self.interpreter = new_litert_interpreter(model_path=self.path, num_threads=num_threads)
-            self.interpreter.allocate_tensors()
         except Exception as exc:  # LiteRT raises RuntimeError/ValueError on a bad file
             raise ValueError(f"LiteRT cannot load {path}: {error_line(exc)}") from None
         self.input = self.interpreter.get_input_details()[0]

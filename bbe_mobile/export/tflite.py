@@ -14,6 +14,7 @@ from bbe_mobile.export.calibration import quantize_int8
 from bbe_mobile.export.images import ExportError, calibration_canvases
 from bbe_mobile.export.runtime import error_line
 from bbe_mobile.export.serving import ExportOptions, bundle_metadata, serving_function, smoke_run
+from bbe_mobile.utils.quiet import start_up_lines_hidden
 
 IO_DTYPES = ("float32", "int8", "uint8")
 TFLITE_BYTES_PER_WEIGHT = {"fp32": 4, "fp16": 2, "dynamic-int8": 1, "int8": 1}
@@ -38,7 +39,8 @@ def tflite_from_function(concrete_function, precision: str, canvases: list[np.nd
     if precision != "int8":
         raise ExportError(f"unknown TFLite precision {precision!r}")
     io = {"float32": tf.float32, "int8": tf.int8, "uint8": tf.uint8}[io_dtype]
-    with warnings.catch_warnings():  # the quantiser's note that the float input has no statistics (by design)
+    with warnings.catch_warnings(), start_up_lines_hidden():  # the quantiser's summary line, and its note that
+        # the float input has no statistics (by design)
         warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected", category=UserWarning)
         return quantize_int8(int8_converter(converter, canvases, io), canvases, io)
 

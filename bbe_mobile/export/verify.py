@@ -132,20 +132,23 @@ def _instance_ious(ref_labels: np.ndarray, art_labels: np.ndarray) -> tuple[list
 
 def compare_outputs(p_ref, o_ref, p_art, o_art, box, grouper) -> dict:
     """Figures of one image from both models' outputs (``p_*`` (H, W), ``o_*`` (H, W, 4)) and its letterbox
-    ``box``. Cells whose grouping the artifact's measured error could change (``decisions.near_decisions``) are
-    left out of both models' person and instance masks; an instance left without a pixel is not counted."""
+    ``box``. Cells whose person decision the artifact's measured error could flip are left out of both person
+    masks, those whose instance it could change out of both instance masks (``decisions.near_decisions``); an
+    instance left without a pixel is not counted."""
     err = np.abs(p_art - p_ref)
     person = p_ref >= grouper.t_fg
     oerr = np.abs(o_art - o_ref)[person] if person.any() else np.abs(o_art - o_ref)
     stride = box.side / p_ref.shape[0]
     near = near_decisions(p_ref, o_ref, p_art, o_art, stride, grouper)
     counted = labels_to_image((~near.cells).astype(np.int32), stride, box.scale, box.image_hw) > 0
+    person_counted = labels_to_image((~near.person_cells).astype(np.int32), stride, box.scale, box.image_hw) > 0
     sem_ref, lab_ref = _masks(p_ref, o_ref, stride, grouper, box)
     sem_art, lab_art = _masks(p_art, o_art, stride, grouper, box)
     ious, n_ref, n_art = _instance_ious(np.where(counted, lab_ref, 0), np.where(counted, lab_art, 0))
     return {"prob_max_abs": float(err.max()), "prob_sum_abs": float(err.sum()), "prob_n": err.size,
             "offsets_max_abs": float(oerr.max()), "offsets_sum_abs": float(oerr.sum()), "offsets_n": oerr.size,
-            "inter": int((sem_ref & sem_art & counted).sum()), "union": int(((sem_ref | sem_art) & counted).sum()),
+            "inter": int((sem_ref & sem_art & person_counted).sum()),
+            "union": int(((sem_ref | sem_art) & person_counted).sum()),
             "instances_reference": int(lab_ref.max()), "instances_artifact": int(lab_art.max()),
             "counted_reference": n_ref, "counted_artifact": n_art, "matched_ious": ious,
             "near_cells": int(near.cells.sum()), "near_instances": near.removable + near.addable,

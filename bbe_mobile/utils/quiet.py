@@ -26,6 +26,7 @@ START_UP_LINES = tuple(re.compile(p) for p in (
     r"|Unable to register cu|computation placer already registered|TF-TRT Warning)",
     r"^To enable the following instructions: .* rebuild TensorFlow with the appropriate compiler flags\.",
     r"^INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.",
+    r"^fully_quantize: \d+, inference_type: \d+, input_inference_type: ",  # the int8 quantiser's summary
 ))
 
 
