@@ -8,13 +8,8 @@ from pathlib import Path
 
 import click
 
-from bbe_mobile.utils import paths
+from bbe_mobile.utils import paths, quiet
 
-
-
-def _quiet_tensorflow() -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
 
 
 class _Group(click.Group):
@@ -33,9 +28,11 @@ class _Group(click.Group):
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="bbe-mobile")
-def main():
+@click.option("--verbose", is_flag=True, help="Show TensorFlow, oneDNN, absl and LiteRT start-up lines (hidden by "
+              f"default; or set {quiet.VERBOSE_ENV}=1).")
+def main(verbose):
     """bbe-mobile: Bounding Box Embedding person instance segmentation, from training to phones."""
-    _quiet_tensorflow()
+    quiet.quiet_start_up(verbose)
 
 
 @main.command()
@@ -318,7 +315,8 @@ def golden(out_dir, coco_images, coco_annotations):
               "(default: the bundle's, 512).")
 @click.option("--precision", default=None, help="Comma list or 'all'. tflite: fp32, fp16, dynamic-int8, int8 (full "
               "integer, calibrated); coreml: fp16, fp32, int8 (linear weights), palette6, palette4; onnx: fp32. "
-              "Default: tflite int8, coreml fp16, onnx fp32.")
+              "Default: the fastest that passes verification, tried in the order tflite int8, dynamic-int8, fp16; "
+              "coreml int8, fp16; onnx fp32.")
 @click.option("--io-dtype", type=click.Choice(["float32", "int8", "uint8"]), default="float32", show_default=True,
               help="Input/output type of full-int8 TFLite (quantisation parameters go into the metadata).")
 @click.option("--out", "out_dir", default="out/export", show_default=True, type=click.Path(file_okay=False),
@@ -339,8 +337,10 @@ def golden(out_dir, coco_images, coco_annotations):
 @click.option("--verify-images", default=None, type=click.Path(),
               help=f"Verification images (default: {paths.COCO_MINI_VAL}).")
 @click.option("--num-verify", type=int, default=20, show_default=True, help="Verification images used.")
+@click.option("--num-accuracy", type=int, default=100, show_default=True,
+              help="Held-out labelled images (beside --verify-images) for the mask AP against Keras (0: none).")
 def convert(target, model, input_size, precision, io_dtype, out_dir, calibration_images, num_calibration, opset,
-            coreml_input, min_target, flexible_sizes, no_verify, verify_images, num_verify):
+            coreml_input, min_target, flexible_sizes, no_verify, verify_images, num_verify, num_accuracy):
     """Export to TFLite / Core ML / ONNX with metadata; each artifact is verified before it is written."""
     from bbe_mobile.export import convert as conversion  # noqa: PLC0415
     from bbe_mobile.export.images import DEFAULT_CALIBRATION_DIR, ExportError  # noqa: PLC0415
@@ -360,17 +360,32 @@ def convert(target, model, input_size, precision, io_dtype, out_dir, calibration
                                        coreml_target=min_target, flexible_sizes=sizes)
     bundle = load_bundle(model)
     outcomes = conversion.convert(bundle, targets, precisions, out_dir, options, verify=not no_verify,
-                                  verify_images=verify_images, num_verify=num_verify, log=click.echo)
+                                  verify_images=verify_images, num_verify=num_verify, num_accuracy=num_accuracy,
+                                  log=click.echo,
+                                  first_passing=precision is None)
     failed = [o for o in outcomes if o.status == "failed"]
     for o in outcomes:
-        click.echo(f"{o.status:<14} {o.target:<7} {o.precision:<13} {o.path}"
-                   + (f"  {o.result.size_bytes / 1e6:.3f} MB" if o.result and o.status != "failed" else ""))
+        if o.status == "refused":
+            click.echo(f"refused        {o.target:<7} {o.precision:<13} {o.message}")
+        else:
+            click.echo(f"{o.status:<14} {o.target:<7} {o.precision:<13} {o.path}"
+                       + (f"  {o.result.size_bytes / 1e6:.3f} MB" if o.result and o.status != "failed" else ""))
+    if precision is None:
+        for o in outcomes:
+            if o.status in ("ok", "unverified", "verify-skipped"):
+                refused = [r.precision for r in outcomes if r.target == o.target and r.status == "refused"]
+                why = {"ok": "the fastest variant that passed verification"
+                             + (f"; refused: {', '.join(refused)}" if refused else ""),
+                       "unverified": "the fastest default, not verified (--no-verify)",
+                       "verify-skipped": f"not verified: {o.message}"}[o.status]
+                click.echo(f"wrote {o.target} {o.precision} ({why}): {o.path}")
     if failed:
         click.echo(f"error: {len(failed)} of {len(outcomes)} conversions failed: "
                    + "; ".join(f"{o.target} {o.precision}: {o.message}" for o in failed), err=True)
         unverified = [(o.target, o.precision) for o in failed if o.report is not None]
         if unverified:
-            click.echo(conversion.verification_hint(unverified), err=True)
+            passed = [(o.target, o.precision) for o in outcomes if o.status == "ok"]
+            click.echo(conversion.verification_hint(unverified, passed), err=True)
         sys.exit(1)
 
 
@@ -394,13 +409,15 @@ def inspect_command(artifact, as_json):
 @click.option("--images", default=None, type=click.Path(),
               help=f"Image directory (default: {paths.COCO_MINI_VAL}).")
 @click.option("--num-images", type=int, default=20, show_default=True)
+@click.option("--num-accuracy", type=int, default=100, show_default=True,
+              help="Held-out labelled images (beside --images) for the mask AP against Keras (0: none).")
 @click.option("--report", "report_path", default=None, type=click.Path(dir_okay=False), help="Write the JSON report.")
-def verify_command(artifact, reference, images, num_images, report_path):
+def verify_command(artifact, reference, images, num_images, num_accuracy, report_path):
     """Compare an exported artifact with its Keras model on real images; exit 1 if it fails the thresholds."""
     from bbe_mobile.export import verify  # noqa: PLC0415
     from bbe_mobile.export.images import DEFAULT_VERIFY_DIR  # noqa: PLC0415
 
-    report = verify.verify(artifact, reference, images or str(DEFAULT_VERIFY_DIR), num_images)
+    report = verify.verify(artifact, reference, images or str(DEFAULT_VERIFY_DIR), num_images, num_accuracy)
     if report_path:
         verify.write_report(report, report_path)
     click.echo(verify.format_report(report))
@@ -427,6 +444,9 @@ def verify_command(artifact, reference, images, num_images, report_path):
 @click.option("--grouper-runs", type=int, default=100, show_default=True, help="Timed runs per grouper case.")
 @click.option("--grouper-sources", default="numpy,swift,kotlin", show_default=True, help="Groupers to time.")
 @click.option("--num-verify", type=int, default=10, show_default=True, help="Verification images per format.")
+@click.option("--num-accuracy", type=int, default=100, show_default=True,
+              help="Held-out labelled images (beside --verify-images) for the mask AP of each format against "
+                   "Keras (0: none).")
 @click.option("--verify-images", default=None, type=click.Path(),
               help=f"Verification and timing images (default: {paths.COCO_MINI_VAL}).")
 @click.option("--num-calibration", type=int, default=100, show_default=True, help="int8 calibration images.")
@@ -436,7 +456,7 @@ def verify_command(artifact, reference, images, num_images, report_path):
 @click.option("--out", "out_dir", default="bench_out", show_default=True, type=click.Path(file_okay=False))
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def bench_command(model, formats, input_size, threads, device, from_device, eval_images, eval_annotations, eval_limit,
-                  runs, warmup, grouper_runs, grouper_sources, num_verify, verify_images, num_calibration,
+                  runs, warmup, grouper_runs, grouper_sources, num_verify, num_accuracy, verify_images, num_calibration,
                   calibration_images, no_peers, out_dir, no_progress):
     """Speed, size and accuracy per format and per grouper, against the paper's 1-2 ms grouping target."""
     from bbe_mobile.bench.options import BenchOptions, parse_formats, parse_threads  # noqa: PLC0415
@@ -449,6 +469,7 @@ def bench_command(model, formats, input_size, threads, device, from_device, eval
         from_device=tuple(from_device), eval_images=eval_images, eval_annotations=eval_annotations,
         eval_limit=eval_limit or None, runs=runs, warmup=warmup, grouper_runs=grouper_runs,
         grouper_sources=tuple(s.strip() for s in grouper_sources.split(",") if s.strip()), num_verify=num_verify,
+        num_accuracy=num_accuracy,
         verify_images=verify_images, num_calibration=num_calibration, calibration_images=calibration_images,
         peers=not no_peers, out=out_dir, progress=not no_progress)
     result = run_bench(options, log=lambda m: click.echo(m, err=True))

@@ -48,7 +48,8 @@ def calibrated_model(bundle, calibration_images: str, num_calibration: int) -> b
     import tensorflow as tf  # noqa: PLC0415
 
     from bbe_mobile.export.calibration import calibrate  # noqa: PLC0415
-    from bbe_mobile.export.convert import int8_converter, serving_function  # noqa: PLC0415
+    from bbe_mobile.export.serving import serving_function  # noqa: PLC0415
+    from bbe_mobile.export.tflite import int8_converter  # noqa: PLC0415
     from bbe_mobile.export.images import calibration_canvases  # noqa: PLC0415
 
     canvases = calibration_canvases(calibration_images, bundle.input_size, num_calibration)
@@ -86,7 +87,7 @@ def end_to_end(bundle, calibrated: bytes, variant: str, files) -> dict:
     import tensorflow as tf  # noqa: PLC0415
 
     from bbe_mobile.export.calibration import quantize_calibrated  # noqa: PLC0415
-    from bbe_mobile.export.convert import tflite_with_metadata  # noqa: PLC0415
+    from bbe_mobile.export.tflite import tflite_with_metadata  # noqa: PLC0415
     from bbe_mobile.export.runtime import KerasRunner, TFLiteRunner  # noqa: PLC0415
     from bbe_mobile.export.verify import compare  # noqa: PLC0415
 

@@ -44,7 +44,8 @@ def bench_out(tmp_path_factory):
 
 def _base_args(tiny_bundle, out) -> list[str]:
     return ["bench", "--model", tiny_bundle, "--runs", "2", "--warmup", "1", "--grouper-runs", "2",
-            "--threads", "1,2", "--num-verify", "1", "--num-calibration", "2", "--no-progress", "--out", str(out)]
+            "--threads", "1,2", "--num-verify", "1", "--num-accuracy", "2", "--num-calibration", "2", "--no-progress",
+            "--out", str(out)]
 
 
 @pytest.mark.slow  # converts full-int8 TFLite and Core ML, times six formats

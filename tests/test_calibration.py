@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from bbe_mobile.export import calibration, convert as export
+from bbe_mobile.export import calibration, tflite as export_tflite
 from bbe_mobile.export.runtime import litert_interpreter_class
 from bbe_mobile.export.tflite_metadata import tflite_schema
 from tests.test_export import bundle, bundle_dir, canvas, images_dir, options  # noqa: F401 (fixtures)
@@ -33,7 +33,7 @@ def captured(bundle, options, monkeypatch_module):
         return original(calibrated, ranges)
 
     monkeypatch_module.setattr(calibration, "with_ranges", capture)
-    data, _ = export.convert_tflite_bytes(bundle, "int8", options)
+    data, _ = export_tflite.convert_tflite_bytes(bundle, "int8", options)
     return seen | {"data": data}
 
 
@@ -65,11 +65,11 @@ def test_written_ranges_are_the_measured_ones_widened_to_zero(captured):
 @pytest.mark.slow  # a second full-int8 conversion, by the converter's own calibrator (~13 s)
 def test_measured_int8_runs_and_stays_close_to_the_converters_own(bundle, options, monkeypatch):
     x = canvas()
-    measured = _run(export.convert_tflite_bytes(bundle, "int8", options)[0], x)
+    measured = _run(export_tflite.convert_tflite_bytes(bundle, "int8", options)[0], x)
     monkeypatch.setattr(calibration, "with_ranges", lambda calibrated, ranges: calibrated)
-    recorded_ranges = _run(export.convert_tflite_bytes(bundle, "int8", options)[0], x)
-    monkeypatch.setattr(export, "quantize_int8", lambda converter, canvases, io: converter.convert())
-    converters_own = _run(export.convert_tflite_bytes(bundle, "int8", options)[0], x)
+    recorded_ranges = _run(export_tflite.convert_tflite_bytes(bundle, "int8", options)[0], x)
+    monkeypatch.setattr(export_tflite, "quantize_int8", lambda converter, canvases, io: converter.convert())
+    converters_own = _run(export_tflite.convert_tflite_bytes(bundle, "int8", options)[0], x)
     # the same calibration and quantiser as TFLiteConverter: identical result when the ranges are kept
     for a, b in zip(recorded_ranges, converters_own):
         np.testing.assert_array_equal(a, b)

@@ -222,3 +222,39 @@ def test_train_says_plainly_when_it_starts_without_backbone_weights(coco_train, 
     assert result.exit_code == 0, result.output
     assert f"initial weights: every layer from --init {init} (no backbone weights loaded)" in result.output
     assert "copied into" not in result.output
+
+
+def _cli(*args, env_extra=None):
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "BBE_VERBOSE")}
+    env.update(env_extra or {})
+    return subprocess.run([sys.executable, "-m", "bbe_mobile.cli", *map(str, args)], capture_output=True, text=True,
+                          env=env, timeout=600)
+
+
+@pytest.mark.slow  # three processes that import TensorFlow (~20 s each on the loaded 2-core machine)
+def test_commands_are_quiet_by_default_and_verbose_brings_the_start_up_lines_back(tiny_bundle, coco_val, tmp_path):
+    image = sorted(Path(coco_val[0]).glob("*.jpg"))[0]
+    quiet = _cli("predict", image, "--model", tiny_bundle, "--out", tmp_path / "q")
+    assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
+    for flag, env in ((["--verbose"], None), ([], {"BBE_VERBOSE": "1"})):
+        loud = _cli(*flag, "predict", image, "--model", tiny_bundle, "--out", tmp_path / "v", env_extra=env)
+        assert loud.returncode == 0 and "absl::InitializeLog" in loud.stderr, (flag, env, loud.stderr)
+
+
+def test_start_up_lines_are_hidden_and_other_lines_kept():
+    """The filter works on file descriptor 2 (where C++ libraries write), not only on sys.stderr."""
+    code = ("import os; from bbe_mobile.utils.quiet import start_up_lines_hidden\n"
+            "with start_up_lines_hidden():\n"
+            "    os.write(2, b'WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\\n"
+            "I0000 00:00:1796420579.450861   15844 port.cc:153] oneDNN custom operations are on. You may see\\n"
+            "a real error\\n')\n")
+    import os
+
+    for env, expected in (({}, "a real error\n"), ({"BBE_VERBOSE": "1"}, None)):
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                              env={**{k: v for k, v in os.environ.items() if k != "BBE_VERBOSE"}, **env,
+                                   "PYTHONPATH": str(ROOT)})
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stderr == expected if expected else proc.stderr.count("\n") == 3, proc.stderr

@@ -16,12 +16,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from click.testing import CliRunner  # noqa: E402
 
 from bbe_mobile.cli import main  # noqa: E402
-from bbe_mobile.export import convert as export, images as export_images, tflite_metadata  # noqa: E402
+from bbe_mobile.export import coreml as export_coreml, convert as export, images as export_images, serving  # noqa: E402
+from bbe_mobile.export import tflite as export_tflite, tflite_metadata  # noqa: E402
 from bbe_mobile.export.artifact_info import METADATA_KEYS, ArtifactError, describe, parse_metadata  # noqa: E402
 from bbe_mobile.export.runtime import CoreMLUnavailable, KerasRunner, load_runner  # noqa: E402
 from bbe_mobile.grouper import GrouperConfig  # noqa: E402
 from bbe_mobile.modeling.bundle import load_bundle, save_bundle  # noqa: E402
 from bbe_mobile.modeling.network import ModelConfig, build_bbe, sigmoid  # noqa: E402
+from conftest import decisive_heads  # noqa: E402
 
 SIZE = 64
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "coco-person-mini"
@@ -29,31 +31,18 @@ needs_shared = pytest.mark.skipif(not (SHARED / "val").is_dir(),
                                   reason=f"real images not available ({SHARED} is absent)")
 
 
-def lively(model, seed: int = 0) -> None:
-    """Rescale the random heads so the tiny model outputs people: logits spread around 0 (std 3), offsets of
-    std ~0.3, so grouping finds instances and verification has something to compare."""
-    rng = np.random.default_rng(seed)
-    canvas = rng.uniform(0, 255, (1, SIZE, SIZE, 3)).astype(np.float32)
-    for name, std in (("person_logits", 3.0), ("box_offsets", 0.3)):
-        layer = model.get_layer(name)
-        kernel, bias = layer.get_weights()
-        kernel = rng.normal(0, 1, kernel.shape).astype(np.float32)
-        layer.set_weights([kernel, np.zeros_like(bias)])
-        out = np.asarray(model(canvas)[0 if name == "person_logits" else 1])
-        kernel *= std / max(float(out.std()), 1e-6)
-        layer.set_weights([kernel, np.zeros_like(bias)])
-        out = np.asarray(model(canvas)[0 if name == "person_logits" else 1])
-        layer.set_weights([kernel, (-np.median(out.reshape(-1, out.shape[-1]), axis=0)).astype(np.float32)])
-
-
 def make_bundle(directory: Path, seed: int = 0, perturb: float = 0.0, people: bool = True) -> Path:
-    """A tiny bundle; ``people``: rescaled heads (``lively``), else the random initial heads (probabilities
+    """A tiny bundle, its random weights drawn from ``seed``; ``people``: rescaled heads (``conftest.decisive_heads``),
+    else the random initial heads (probabilities
     around sigmoid(-2), a well-conditioned graph for precision tolerances: the lively heads amplify the
     random backbone's rounding errors ~100x, which says nothing about a trained model)."""
+    import keras
+
+    keras.utils.set_random_seed(seed)  # the same weights in every run: reproducible failures
     config = ModelConfig(alpha=0.35, aspp_filters=16, decoder_filters=16)
     model = build_bbe(SIZE, alpha=0.35, aspp_filters=16, decoder_filters=16)
     if people:
-        lively(model, seed)
+        decisive_heads(model, SIZE, seed)
     if perturb:
         layer = model.get_layer("person_logits")
         kernel, bias = layer.get_weights()
@@ -171,7 +160,7 @@ def test_tflite_int8_io(bundle, options, tmp_path, io_dtype):
 
 
 def test_tflite_metadata_roundtrip(bundle, tmp_path):
-    data, _ = export.convert_tflite_bytes(bundle, "fp32", export.ExportOptions())
+    data, _ = export_tflite.convert_tflite_bytes(bundle, "fp32", export.ExportOptions())
     first = tflite_metadata.write_metadata(data, {"bbe": b'{"a": 1}', "other": b"x"})
     second = tflite_metadata.write_metadata(first, {"bbe": b'{"a": 2}'})
     converter_entries = tflite_metadata.read_metadata(data)  # e.g. min_runtime_version, kept
@@ -202,7 +191,7 @@ def test_tflite_missing_weights_guard(bundle, monkeypatch):
 
     monkeypatch.setattr(tf.lite.TFLiteConverter, "convert", lambda self: b"\0" * 1000)
     with pytest.raises(export.ExportError, match="weights are missing"):
-        export.convert_tflite_bytes(bundle, "fp32", export.ExportOptions())
+        export_tflite.convert_tflite_bytes(bundle, "fp32", export.ExportOptions())
 
 
 def test_int8_needs_calibration_images(bundle, tmp_path):
@@ -310,7 +299,7 @@ def test_coreml_output_names_are_checked_at_load(bundle, tmp_path):
 
 def test_coreml_compress_rejects_an_unknown_precision():
     with pytest.raises(export.ExportError, match="unknown Core ML precision 'int4'"):
-        export._coreml_compress(object(), "int4", [])
+        export_coreml._coreml_compress(object(), "int4", [])
 
 
 def _coreml_numeric_check(path: Path, bundle, tolerance: float) -> None:
@@ -391,7 +380,7 @@ def test_coreml_palettes_keep_8_bit_backbone_palettes(precision, head_bits, tmp_
     bits = _palette_bits(path)
     head = {b for name, b in bits.items() if "aspp" in name or "decoder" in name}
     backbone = {b for name, b in bits.items() if "block_" in name}
-    assert head == {head_bits} and backbone == {export.BACKBONE_PALETTE_BITS}, bits
+    assert head == {head_bits} and backbone == {export_coreml.BACKBONE_PALETTE_BITS}, bits
 
 
 @pytest.mark.slow  # a third Core ML conversion (~15 s)
@@ -442,7 +431,7 @@ def test_failed_conversion_leaves_nothing(bundle, tmp_path, monkeypatch, target,
 
     monkeypatch.setitem(export.EXPORTERS, target, interrupted)
     with pytest.raises(KeyboardInterrupt):  # Ctrl-C mid-way
-        export.export_artifact(bundle, target, export.DEFAULT_PRECISION[target], out / f"m{suffix}")
+        export.export_artifact(bundle, target, export.DEFAULT_CHAIN[target][0], out / f"m{suffix}")
     assert list(out.iterdir()) == []
 
     def dies_midway(bundle, precision, path, options):
@@ -455,11 +444,11 @@ def test_failed_conversion_leaves_nothing(bundle, tmp_path, monkeypatch, target,
 
     monkeypatch.setitem(export.EXPORTERS, target, dies_midway)
     with pytest.raises(RuntimeError, match="mid-way"):
-        export.export_artifact(bundle, target, export.DEFAULT_PRECISION[target], out / f"m{suffix}")
+        export.export_artifact(bundle, target, export.DEFAULT_CHAIN[target][0], out / f"m{suffix}")
     assert list(out.iterdir()) == []
     # through convert: reported as failed, exit 1, nothing written
     monkeypatch.setitem(export.EXPORTERS, target, lambda *a: (_ for _ in ()).throw(export.ExportError("boom")))
-    outcomes = export.convert(bundle, [target], {target: [export.DEFAULT_PRECISION[target]]}, out, verify=False,
+    outcomes = export.convert(bundle, [target], {target: [export.DEFAULT_CHAIN[target][0]]}, out, verify=False,
                               log=lambda *_: None)
     assert outcomes[0].status == "failed" and "boom" in outcomes[0].message
     assert list(out.iterdir()) == []
@@ -534,14 +523,17 @@ def test_library_convert_checks_its_arguments(bundle, tmp_path):
     assert not out.exists()
 
 
-def test_verification_hint_names_more_faithful_precisions_and_no_verify():
-    assert export.verification_hint([("tflite", "fp32")]) == "try instead: --no-verify to write tflite fp32 unverified"
-    assert export.verification_hint([("coreml", "palette4"), ("coreml", "palette6"), ("tflite", "fp16")]) == (
-        "try instead: --target coreml with --precision int8, --precision fp16 or --precision fp32 (more faithful), "
-        "or --no-verify to write coreml palette4 unverified; --target coreml with --precision int8, --precision "
-        "fp16 or --precision fp32 (more faithful), or --no-verify to write coreml palette6 unverified; "
-        "--target tflite with --precision fp32 (more faithful), or --no-verify to write tflite fp16 unverified")
-    assert all(set(export.FIDELITY[t]) == set(export.PRECISIONS[t]) for t in export.TARGETS)
+def test_verification_hint_suggests_only_variants_verified_to_pass():
+    assert export.verification_hint([("tflite", "fp32")], []) == (
+        "try instead: --target tflite without --precision (writes the fastest variant that passes), or --no-verify "
+        "to write tflite fp32 unverified")
+    assert export.verification_hint([("tflite", "int8"), ("coreml", "palette4")],
+                                    [("tflite", "fp16"), ("tflite", "fp32"), ("onnx", "fp32")]) == (
+        "try instead: --target tflite with --precision fp16 or --precision fp32 (verified above), without "
+        "--precision (writes the fastest variant that passes), or --no-verify to write tflite int8 unverified; "
+        "--target coreml without --precision (writes the fastest variant that passes), or --no-verify to write "
+        "coreml palette4 unverified")
+    assert all(set(chain) <= set(export.PRECISIONS[t]) for t, chain in export.DEFAULT_CHAIN.items())
 
 
 def test_image_files_leave_out_hidden_files(tmp_path):
@@ -569,7 +561,7 @@ def test_error_messages_keep_the_first_line(bundle, tmp_path, monkeypatch):
 
     monkeypatch.setattr(bbe_mobile.export.runtime, "load_runner", fails)
     with pytest.raises(export.ExportError, match="does not run: RuntimeError: first line$"):
-        export._smoke_run(tmp_path / "m.onnx", SIZE)
+        serving.smoke_run(tmp_path / "m.onnx", SIZE)
     monkeypatch.setitem(export.EXPORTERS, "onnx", fails)
     outcomes = export.convert(bundle, ["onnx"], {"onnx": ["fp32"]}, tmp_path / "o", verify=False,
                               log=lambda *_: None)
@@ -591,7 +583,7 @@ def test_cli_truncated_model(bundle_dir, tmp_path):
 
 
 def test_corrupt_artifacts(bundle, tmp_path):
-    data, _ = export.convert_tflite_bytes(bundle, "fp32", export.ExportOptions())
+    data, _ = export_tflite.convert_tflite_bytes(bundle, "fp32", export.ExportOptions())
     (tmp_path / "cut.tflite").write_bytes(data[: len(data) // 3])
     (tmp_path / "junk.onnx").write_bytes(b"not a protobuf at all \xff\xfe")
     (tmp_path / "junk.tflite").write_bytes(b"hello")

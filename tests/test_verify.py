@@ -49,17 +49,16 @@ def broken_tflite(broken_dir, tmp_path_factory) -> Path:
 
 
 def test_verify_passes_for_good_artifact(good_tflite, bundle_dir, images_dir):
-    """The tiny random "lively" model's grouping sits on knife-edge ties: in a clean CI run, LiteRT's 4e-6
-    probability differences moved pixels between instances (instance IoU 0.87, counts equal), while a local run
-    gave 1.0. So instance IoU is checked here only as reported; the bundled-model test checks it on trained
-    weights (tests/test_bundled_model.py)."""
+    """Every check passes, instance IoU included: an fp32 artifact's float noise (LiteRT: ~2e-6) never fails it,
+    because decisions that noise could flip are not counted (decisions.py; on an AVX-512 CPU the old comparison
+    gave instance IoU 0.95 here)."""
     report = verify.verify(str(good_tflite), str(bundle_dir), str(images_dir), 6)
-    failed = {c["name"] for c in report["checks"] if not c["ok"]}
-    assert failed <= {"instance_iou"}, verify.format_report(report)
+    assert report["status"] == "passed", verify.format_report(report)
     m = report["metrics"]
     assert m["n_images"] == 6 and m["prob_max_abs"] < 1e-4
-    assert m["instances_reference"] > 0, "the test model should find people (see test_export.lively)"
-    assert m["instance_iou"] > 0 and m["mask_iou"] > 0.99 and m["count_abs_diff"] == 0
+    assert m["instances_reference"] > 0, "the test model should find people (see conftest.decisive_heads)"
+    assert m["instance_iou"] > 0.98 and m["mask_iou"] > 0.99 and m["count_abs_diff"] == 0
+    assert m["matched_instances"] > 0  # the decisive heads leave instances to compare
     assert {c["name"] for c in report["checks"]} == {"prob_max_abs", "prob_mean_abs", "offsets_mean_abs",
                                                      "count_mismatch_rate", "mask_iou", "instance_iou"}
 
@@ -79,19 +78,19 @@ def test_verify_fails_for_broken_artifact(broken_tflite, bundle_dir, images_dir,
 
 
 def test_convert_does_not_ship_a_failing_artifact(bundle_dir, broken_dir, images_dir, tmp_path, monkeypatch):
-    """If the converted graph disagrees with the Keras model, convert writes the report, not the artifact,
-    removes an older artifact at that path (say from a --no-verify run), and ends with one line naming what to try
-    instead. The failing variant is the default full int8, faked by an fp32 conversion of the broken model (the
-    thresholds are int8's, untouched)."""
+    """If the converted graph disagrees with the Keras model, an explicit ``--precision int8`` writes the report,
+    not the artifact, removes an older artifact at that path (say from a --no-verify run), exits 1 and ends with
+    one line naming what to try instead: no variant that was not verified to pass. The failing int8 is faked by
+    an fp32 conversion of the broken model (the thresholds are int8's, untouched)."""
     broken = load_bundle(broken_dir)
     original = export.EXPORTERS["tflite"]
     monkeypatch.setitem(export.EXPORTERS, "tflite", lambda b, p, path, o: original(broken, "fp32", path, o))
     out = tmp_path / "out"
     out.mkdir()
     (out / "tiny_int8.tflite").write_bytes(b"an older, unverified artifact")
-    result = CliRunner().invoke(main, ["convert", "--target", "tflite", "--model", str(bundle_dir), "--out", str(out),
-                                       "--verify-images", str(images_dir), "--num-verify", "4",
-                                       "--calibration-images", str(images_dir)])
+    result = CliRunner().invoke(main, ["convert", "--target", "tflite", "--precision", "int8", "--model",
+                                       str(bundle_dir), "--out", str(out), "--verify-images", str(images_dir),
+                                       "--num-verify", "4", "--calibration-images", str(images_dir)])
     assert result.exit_code == 1
     assert "tflite int8: verification failed: prob_mean_abs" in result.stderr
     assert "artifact not written, older one removed" in result.stderr
@@ -99,8 +98,35 @@ def test_convert_does_not_ship_a_failing_artifact(bundle_dir, broken_dir, images
     report = json.loads((out / "tiny_int8.tflite.verify.json").read_text())
     assert report["status"] == "failed" and report["precision"] == "int8"
     assert result.stderr.splitlines()[-1] == (
-        "try instead: --target tflite with --precision dynamic-int8, --precision fp16 or --precision fp32 "
-        "(more faithful), or --no-verify to write tflite int8 unverified")
+        "try instead: --target tflite without --precision (writes the fastest variant that passes), or "
+        "--no-verify to write tflite int8 unverified")
+
+
+def test_convert_by_default_writes_the_fastest_variant_that_passes(bundle_dir, broken_dir, images_dir, tmp_path,
+                                                                  monkeypatch):
+    """No --precision: int8 (faked to fail, as above) is refused with its failing figure, dynamic-int8 (faked by
+    a faithful fp32 conversion) passes and is written, fp16 is not tried; exit 0."""
+    broken = load_bundle(broken_dir)
+    original = export.EXPORTERS["tflite"]
+    tried = []
+
+    def fake(b, precision, path, options):
+        tried.append(precision)
+        return original(broken if precision == "int8" else b, "fp32", path, options)
+
+    monkeypatch.setitem(export.EXPORTERS, "tflite", fake)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["convert", "--target", "tflite", "--model", str(bundle_dir), "--out",
+                                       str(out), "--verify-images", str(images_dir), "--num-verify", "4",
+                                       "--calibration-images", str(images_dir)])
+    assert result.exit_code == 0, result.output
+    assert tried == ["int8", "dynamic-int8"]
+    refused = [line for line in result.output.splitlines() if line.startswith("refused")]
+    assert len(refused) == 1 and "int8" in refused[0] and "prob_mean_abs" in refused[0], result.output
+    assert (f"wrote tflite dynamic-int8 (the fastest variant that passed verification; refused: int8): "
+            f"{out / 'tiny_dynamic-int8.tflite'}") in result.output
+    assert sorted(p.name for p in out.iterdir()) == ["tiny_dynamic-int8.tflite", "tiny_dynamic-int8.tflite.verify.json",
+                                                     "tiny_int8.tflite.verify.json"]
 
 
 def test_verify_errors(good_tflite, bundle_dir, tmp_path):

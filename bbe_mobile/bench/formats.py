@@ -72,12 +72,14 @@ def _verify_summary(report: dict | None) -> dict | None:
     return {"status": report.get("status"), "message": report.get("message", ""), "n_images": m.get("n_images"),
             "prob_mean_abs": m.get("prob_mean_abs"), "offsets_mean_abs": m.get("offsets_mean_abs"),
             "mask_iou": m.get("mask_iou"), "instance_iou": m.get("instance_iou"),
-            "count_mismatch_rate": m.get("count_mismatch_rate")}
+            "count_mismatch_rate": m.get("count_mismatch_rate"),
+            **{k: (report.get("accuracy") or {}).get(k) for k in ("ap_reference", "ap_artifact", "ap_drop", "ap_drop_std")}}
 
 
 def prepare_formats(bundle, formats, cache: Path, options: BenchOptions, progress: Progress, log) -> list[dict]:
     """Convert (or reuse from ``cache``) every format, verify it (cached as NAME.verify.json). One row each."""
     from bbe_mobile.export import convert, verify  # noqa: PLC0415
+    from bbe_mobile.export.accuracy import accuracy_set  # noqa: PLC0415
     from bbe_mobile.export.images import DEFAULT_VERIFY_DIR  # noqa: PLC0415
 
     rows = []
@@ -86,12 +88,14 @@ def prepare_formats(bundle, formats, cache: Path, options: BenchOptions, progres
     ex_options = convert.ExportOptions(calibration_images=calibration_dir(options),
                                        num_calibration=options.num_calibration)
     verify_dir = options.verify_images or str(DEFAULT_VERIFY_DIR)
-    files = None
+    files, accuracy_images, accuracy_cache = None, None, {}
     if options.num_verify > 0:
         try:
             files = verify.select_images(verify_dir, options.num_verify, flag="--verify-images")
+            accuracy_images = accuracy_set(verify_dir, options.num_accuracy)
         except ValueError as exc:
             log(f"note: verification skipped: {exc}")
+    accuracy_count = len(accuracy_images.image_ids) if accuracy_images else None
     for name in formats:
         target, precision = FORMATS[name]
         if target is None:
@@ -123,12 +127,14 @@ def prepare_formats(bundle, formats, cache: Path, options: BenchOptions, progres
         if report_path.is_file():
             with contextlib.suppress(json.JSONDecodeError, OSError):
                 report = json.loads(report_path.read_text())
-            if report and (report.get("metrics") or {}).get("n_images") != len(files or []):
+            if report and ((report.get("metrics") or {}).get("n_images") != len(files or [])
+                           or (report.get("accuracy") or {}).get("images") != accuracy_count):
                 report = None
         if report is None and files:
             progress.bar.set_description(f"verify {name}")
             try:
-                report = verify.verify_runner_path(path, bundle, files, precision=precision)
+                report = verify.verify_runner_path(path, bundle, files, precision=precision,
+                                                   accuracy_images=accuracy_images, cache=accuracy_cache)
             except Exception as exc:  # noqa: BLE001 - a verification that cannot run is reported, not fatal
                 log(f"note: {name} verification could not run: {type(exc).__name__}: {str(exc)[:150]}")
             if report is not None:

@@ -45,6 +45,7 @@ class BenchOptions:
     grouper_warmup: int = 10
     out: str = "bench_out"
     num_verify: int = 10
+    num_accuracy: int = 100
     verify_images: str | None = None
     calibration_images: str | None = None
     num_calibration: int = 100

@@ -27,12 +27,11 @@ class PeerSegmenter:
     num_threads: int | None = None
 
     def __post_init__(self):
-        from bbe_mobile.export.runtime import litert_interpreter_class  # noqa: PLC0415 (loads the model stack)
+        from bbe_mobile.export.runtime import new_litert_interpreter  # noqa: PLC0415 (loads the model stack)
 
         if not Path(self.path).is_file():
             raise ValueError(f"peer model not found: {self.path}")
-        self.interpreter = litert_interpreter_class()(model_path=str(self.path), num_threads=self.num_threads)
-        self.interpreter.allocate_tensors()
+        self.interpreter = new_litert_interpreter(model_path=str(self.path), num_threads=self.num_threads)
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
         self.input_hw = tuple(int(v) for v in self.input["shape"][1:3])

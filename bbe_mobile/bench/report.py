@@ -42,6 +42,9 @@ def format_markdown(result: dict) -> str:
     if est:
         head.append(f"{prof['name']} ESTIMATE ms")
     head += ["verify", "prob mean abs", "mask IoU", "inst IoU"]
+    has_ap = any((r.get("verify") or {}).get("ap_drop") is not None for r in result["formats"])
+    if has_ap:
+        head += ["AP Keras / artifact", "AP drop (± bootstrap std)"]
     has_eval = any(r.get("eval") for r in result["formats"])
     if has_eval:
         head += ["mask AP", "AP50"]
@@ -64,6 +67,10 @@ def format_markdown(result: dict) -> str:
             cells.append(f"~{e['estimate_ms']:.1f} (est.)" if e else "-")
         vstatus = v.get("status", "reference" if r["target"] == "keras" else "-")
         cells += [vstatus, _f(v.get("prob_mean_abs"), 4), _f(v.get("mask_iou")), _f(v.get("instance_iou"))]
+        if has_ap:
+            ap = v.get("ap_drop") is not None
+            cells += [f"{_f(v.get('ap_reference'))} / {_f(v.get('ap_artifact'))}" if ap else "-",
+                      f"{v['ap_drop']:.3f} ± {v['ap_drop_std']:.3f}" if ap else "-"]
         if has_eval:
             ev = r.get("eval") or {}
             cells += [_f(ev.get("mask_ap")), _f(ev.get("mask_ap50"))]

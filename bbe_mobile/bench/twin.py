@@ -38,7 +38,7 @@ def export_twin_tflite(twin, input_size: int, precision: str, path: Path, calibr
     """The twin as TFLite by the export library's route (concrete function, no trackable; sigmoid inside)."""
     import tensorflow as tf  # noqa: PLC0415
 
-    from bbe_mobile.export import convert  # noqa: PLC0415
+    from bbe_mobile.export import tflite  # noqa: PLC0415
     from bbe_mobile.export.images import calibration_canvases  # noqa: PLC0415
 
     @tf.function(input_signature=[tf.TensorSpec([1, input_size, input_size, 3], tf.float32, name="image")])
@@ -52,8 +52,8 @@ def export_twin_tflite(twin, input_size: int, precision: str, path: Path, calibr
         if not calibration:
             raise BenchError("the int8 twin needs calibration images (--calibration-images)")
         canvases = calibration_canvases(calibration, input_size, num_calibration)
-    data = convert.tflite_from_function(serve.get_concrete_function(), precision, canvases)
-    convert.check_tflite_weights(data, twin, precision, BenchError)
+    data = tflite.tflite_from_function(serve.get_concrete_function(), precision, canvases)
+    tflite.check_tflite_weights(data, twin, precision, BenchError)
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
     return path
@@ -64,10 +64,9 @@ class RawTFLite:
     and the twin pay exactly the same overhead."""
 
     def __init__(self, path, num_threads: int, canvas: np.ndarray):
-        from bbe_mobile.export.runtime import litert_interpreter_class, quantize_input  # noqa: PLC0415
+        from bbe_mobile.export.runtime import new_litert_interpreter, quantize_input  # noqa: PLC0415
 
-        self.interpreter = litert_interpreter_class()(model_path=str(path), num_threads=num_threads)
-        self.interpreter.allocate_tensors()
+        self.interpreter = new_litert_interpreter(model_path=str(path), num_threads=num_threads)
         detail = self.interpreter.get_input_details()[0]
         self.x = quantize_input(canvas[None].astype(np.float32), detail)
         self.index = detail["index"]

@@ -149,6 +149,19 @@ def litert_interpreter_class():
     return Interpreter
 
 
+def new_litert_interpreter(**kwargs):
+    """A LiteRT interpreter (``litert_interpreter_class()(**kwargs)``) with its tensors allocated, its start-up
+    line ("Created TensorFlow Lite XNNPACK delegate", printed by ``allocate_tensors``) hidden unless verbose
+    (utils/quiet.py)."""
+    from bbe_mobile.utils.quiet import start_up_lines_hidden  # noqa: PLC0415
+
+    interpreter_class = litert_interpreter_class()
+    with start_up_lines_hidden():
+        interpreter = interpreter_class(**kwargs)
+        interpreter.allocate_tensors()
+    return interpreter
+
+
 def quantize_input(x: np.ndarray, detail: dict) -> np.ndarray:
     """``x`` as the LiteRT input tensor ``detail`` takes it: for an integer tensor x / scale + zero point, rounded
     and clipped to the dtype's range; cast to the tensor's dtype."""
@@ -171,10 +184,8 @@ class TFLiteRunner(_ArtifactRunner):
 
         self.path = str(path)
         self.metadata, _ = read_tflite(Path(path))
-        interpreter_class = litert_interpreter_class()
         try:
-            self.interpreter = interpreter_class(model_path=self.path, num_threads=num_threads)
-            self.interpreter.allocate_tensors()
+            self.interpreter = new_litert_interpreter(model_path=self.path, num_threads=num_threads)
         except Exception as exc:  # LiteRT raises RuntimeError/ValueError on a bad file
             raise ValueError(f"LiteRT cannot load {path}: {error_line(exc)}") from None
         self.input = self.interpreter.get_input_details()[0]
