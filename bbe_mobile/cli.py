@@ -49,8 +49,9 @@ def main(verbose):
               help="Backbone output stride (paper: train 16, test 8).")
 @click.option("--aspp/--no-aspp", default=True, show_default=True, help="Atrous branches of ASPP (Table 3).")
 @click.option("--backbone-weights", default=None, help="'imagenet' (download) or a Keras Applications .weights.h5; "
-              "default: ../shared/weights/mobilenet_v2_<alpha>_224_imagenet_no_top.weights.h5 beside the checkout "
-              "(alpha 0.35 or 1.0) if present, else random.")
+              "default, from ../shared/weights beside the checkout if present (else random): alpha 1.0 "
+              "mobilenet_v2_1.0_movenet_lightning_no_top.weights.h5 (person-trained), alpha 0.35 "
+              "mobilenet_v2_0.35_224_imagenet_no_top.weights.h5.")
 @click.option("--init", "init_model", default=None, type=click.Path(), help="Start from this model bundle (fine-tune).")
 @click.option("--crop", type=int, default=384, show_default=True, help="Training crop side, pixels (multiple of 16).")
 @click.option("--base-size", type=int, default=512, show_default=True,

@@ -14,7 +14,6 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("BBE_SHARED", ROOT.parent / "shared"))
 COCO = SHARED / "data" / "coco-person-mini"
 WEIGHTS = SHARED / "weights" / "mobilenet_v2_0.35_224_imagenet_no_top.weights.h5"
-WEIGHTS_100 = SHARED / "weights" / "mobilenet_v2_1.0_224_imagenet_no_top.weights.h5"  # the default backbone
 GOLDEN = ROOT / "tests" / "golden"
 
 

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from pycocotools import mask as mask_utils
 
 from bbe_mobile.cli import main
-from conftest import GOLDEN, ROOT, WEIGHTS_100, need
+from conftest import GOLDEN, ROOT, need
 
 
 def run(*args):
@@ -161,21 +161,24 @@ def test_default_paths_resolve_from_the_package_not_the_cwd():
                     assert Path(default).is_absolute(), (command.name, param.name, default)
     assert checked >= 3  # golden --out, --coco-images, --coco-annotations
     assert paths.MOBILENET_V2_WEIGHTS == {
-        alpha: paths.SHARED / "weights" / f"mobilenet_v2_{alpha}_224_imagenet_no_top.weights.h5" for alpha in (0.35, 1.0)}
+        0.35: paths.SHARED / "weights" / "mobilenet_v2_0.35_224_imagenet_no_top.weights.h5",
+        1.0: paths.SHARED / "weights" / "mobilenet_v2_1.0_movenet_lightning_no_top.weights.h5"}
     assert all(p.is_absolute() for p in paths.MOBILENET_V2_WEIGHTS.values())
     assert paths.GOLDEN_DIR == GOLDEN and paths.REPO_ROOT == ROOT
 
 
 def test_train_from_another_directory_loads_the_default_backbone_weights(coco_train, tmp_path):
     """``bbe-mobile train`` started elsewhere finds the default weights beside the checkout and says so."""
-    need(WEIGHTS_100)
+    from bbe_mobile.utils import paths
+
+    default = need(paths.MOBILENET_V2_WEIGHTS[1.0])  # the person-trained MoveNet backbone
     images, annotations = coco_train
     proc = subprocess.run([sys.executable, "-m", "bbe_mobile.cli", "train", "--train-set", images, annotations,
                            "--out", "run", "--crop", "64", "--base-size", "64", "--input-size", "64",
                            "--batch-size", "2", "--max-steps", "1"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert f"backbone weights {WEIGHTS_100}: copied into 102 layers" in proc.stdout, proc.stdout
+    assert f"backbone weights {default}: copied into 102 layers" in proc.stdout, proc.stdout
     assert "steps 1/" in proc.stdout and (tmp_path / "run" / "checkpoints").is_dir()
 
 
