@@ -239,14 +239,13 @@ public final class Grouper {
         }
 
         // ---- Step 4: assign person cells to the kept box of maximum IoU (ties: earlier box) ----
-        assign(nPerson: nPerson, nKept: nKept, tIou: tIou, prob: p, fromRefined: false)
+        let rounds = config.mode == .refine ? config.refineRounds : 0
+        assign(nPerson: nPerson, nKept: nKept, tIou: tIou, prob: rounds == 0 ? p : nil, fromRefined: false)
 
         // ---- Step 4b (mode refine): refinement rounds ----
-        if config.mode == .refine {
-            for _ in 0..<config.refineRounds {
-                nKept = refineRound(nPerson: nPerson, nKept: nKept, tNms: tNms)
-                assign(nPerson: nPerson, nKept: nKept, tIou: tIou, prob: p, fromRefined: true)
-            }
+        for round in 0..<rounds {
+            nKept = refineRound(nPerson: nPerson, nKept: nKept, tNms: tNms)
+            assign(nPerson: nPerson, nKept: nKept, tIou: tIou, prob: round == rounds - 1 ? p : nil, fromRefined: true)
         }
 
         // ---- Step 5: drop kept boxes without cells, renumber 1...M, scores ----
@@ -277,13 +276,14 @@ public final class Grouper {
     }
 
     /// Step 4: labels every person cell with the kept box (of `nKept`) of maximum IoU, ties to the earlier box,
-    /// if that IoU is `>= tIou` (else 0); fills `counts` and `sums` (per label, 0 = none) for step 5.
+    /// if that IoU is `>= tIou` (else 0); fills `counts` (per label, 0 = none) and, given `prob` (the last
+    /// assignment), the `sums` of step 5 (raster order).
     ///
     /// `fromRefined` (after ``refineRound(nPerson:nKept:tNms:)``): a cell first tries the box its previous box
     /// refined into (`refinedInto`). 1 - IoU is a metric (the Jaccard distance), so an IoU `a` with box `g` above
     /// `settle[g]` = (1 + max IoU of `g` with another box) / 2 + 1e-9 leaves every other box an IoU < `a`: `g` is
     /// the strict argmax and the other boxes need not be tried. The labels are exactly those of the full loop.
-    private func assign(nPerson: Int, nKept: Int, tIou: Double, prob p: UnsafePointer<Float>, fromRefined: Bool) {
+    private func assign(nPerson: Int, nKept: Int, tIou: Double, prob p: UnsafePointer<Float>?, fromRefined: Bool) {
         guard let personIndex, let personLabel, let personBox, let kept, let counts, let sums, let refinedInto,
               let settle else { return }
         // IoUs are >= 0, so starting from (box 0, IoU 0) and replacing only on a strictly larger IoU is the
@@ -318,7 +318,9 @@ public final class Grouper {
                         let label = v >= tIou ? g : 0
                         personLabel[n] = Int32(truncatingIfNeeded: label)
                         counts[label] += 1
-                        sums[label] += Double(p[idx])
+                        if let p {
+                            sums[label] += Double(p[idx])
+                        }
                         continue
                     }
                 }
@@ -342,7 +344,9 @@ public final class Grouper {
             let label = nKept > 0 && bestIoU >= tIou ? best + 1 : 0
             personLabel[n] = Int32(truncatingIfNeeded: label)
             counts[label] += 1
-            sums[label] += Double(p[idx])
+            if let p {
+                sums[label] += Double(p[idx])
+            }
         }
     }
 

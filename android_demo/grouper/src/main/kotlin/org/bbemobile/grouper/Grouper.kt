@@ -298,13 +298,12 @@ class Grouper(val config: GrouperConfig = GrouperConfig()) {
         }
 
         // Step 4: assign person cells to the kept box of maximum IoU (ties: earlier), if >= t_iou.
-        assign(prob, npc, nk, tIou, false)
+        val rounds = if (cfg.mode == GrouperMode.REFINE) cfg.refineRounds else 0
+        assign(prob, npc, nk, tIou, false, rounds == 0)
         // Step 4b (mode refine): refinement rounds, each followed by a new assignment.
-        if (cfg.mode == GrouperMode.REFINE) {
-            for (round in 0 until cfg.refineRounds) {
-                nk = refineRound(npc, nk, tNms)
-                assign(prob, npc, nk, tIou, true)
-            }
+        for (round in 0 until rounds) {
+            nk = refineRound(npc, nk, tNms)
+            assign(prob, npc, nk, tIou, true, round == rounds - 1)
         }
 
         // Step 5: drop kept boxes without cells, renumber 1..M in kept order.
@@ -333,14 +332,15 @@ class Grouper(val config: GrouperConfig = GrouperConfig()) {
 
     /**
      * Step 4 over the [npc] stored person cells against the first [nk] kept boxes: label (1-based, 0 = none) of
-     * maximum IoU, ties to the earlier box, if >= [tIou]; `counts`/`sums` of each kept box for step 5.
+     * maximum IoU, ties to the earlier box, if >= [tIou]; `counts` of each kept box, and with [withSums] (the last
+     * assignment) the `sums` of step 5 (raster order).
      *
      * [fromRefined] (after [refineRound]): a cell first tries the box its previous box refined into
      * (`refinedInto`). 1 - IoU is a metric (the Jaccard distance), so an IoU `a` with box `g` above `settle[g]` =
      * (1 + max IoU of `g` with another box) / 2 + [JACCARD_MARGIN] leaves every other box an IoU < `a`: `g` is the
      * strict argmax and the other boxes need not be tried. The labels are exactly those of the full loop.
      */
-    private fun assign(prob: FloatArray, npc: Int, nk: Int, tIou: Double, fromRefined: Boolean) {
+    private fun assign(prob: FloatArray, npc: Int, nk: Int, tIou: Double, fromRefined: Boolean, withSums: Boolean) {
         val kx1 = keptX1
         val ky1 = keptY1
         val kx2 = keptX2
@@ -384,7 +384,7 @@ class Grouper(val config: GrouperConfig = GrouperConfig()) {
                         if (v > st[g]) {
                             if (v >= tIou) {
                                 pLab[c] = g + 1
-                                sm[g] += prob[personIndex[c]].toDouble()
+                                if (withSums) sm[g] += prob[personIndex[c]].toDouble()
                                 cnt[g]++
                             } else {
                                 pLab[c] = 0
@@ -418,7 +418,7 @@ class Grouper(val config: GrouperConfig = GrouperConfig()) {
             }
             if (bestK >= 0 && best >= tIou) {
                 pLab[c] = bestK + 1
-                sm[bestK] += prob[personIndex[c]].toDouble()
+                if (withSums) sm[bestK] += prob[personIndex[c]].toDouble()
                 cnt[bestK]++
             } else {
                 pLab[c] = 0
