@@ -306,24 +306,15 @@ public final class Grouper {
             let idx = Int(personIndex[n])
             let c = personBox + 5 * n
             let x1 = c[0], y1 = c[1], x2 = c[2], y2 = c[3], area = c[4]
-            if fromRefined, case let g = Int(refinedInto[Int(personLabel[n])]), g > 0 {
-                let q = kept + 5 * (g - 1)
-                let iw = min(x2, q[2]) - max(x1, q[0])
-                let ih = min(y2, q[3]) - max(y1, q[1])
-                if iw > 0 && ih > 0 {
-                    let inter = iw * ih
-                    let union = area + q[4] - inter
-                    let v = union > 0 ? inter / union : 0
-                    if v > settle[g - 1] {
-                        let label = v >= tIou ? g : 0
-                        personLabel[n] = Int32(truncatingIfNeeded: label)
-                        counts[label] += 1
-                        if let p {
-                            sums[label] += Double(p[idx])
-                        }
-                        continue
-                    }
+            if fromRefined, case let g = Int(refinedInto[Int(personLabel[n])]), g > 0,
+               case let v = Grouper.iou(x1, y1, x2, y2, area, kept + 5 * (g - 1)), v > settle[g - 1] {
+                let label = v >= tIou ? g : 0
+                personLabel[n] = Int32(truncatingIfNeeded: label)
+                counts[label] += 1
+                if let p {
+                    sums[label] += Double(p[idx])
                 }
+                continue
             }
             var best = 0
             var bestIoU = 0.0

@@ -375,22 +375,16 @@ class Grouper(val config: GrouperConfig = GrouperConfig()) {
             if (fromRefined) {
                 val g = into[pLab[c]] - 1
                 if (g >= 0) {
-                    val iw = (if (x2 < kx2[g]) x2 else kx2[g]) - (if (x1 > kx1[g]) x1 else kx1[g])
-                    val ih = (if (y2 < ky2[g]) y2 else ky2[g]) - (if (y1 > ky1[g]) y1 else ky1[g])
-                    if (iw > 0.0 && ih > 0.0) {
-                        val inter = iw * ih
-                        val union = area + ka[g] - inter
-                        val v = if (union > 0.0) inter / union else 0.0
-                        if (v > st[g]) {
-                            if (v >= tIou) {
-                                pLab[c] = g + 1
-                                if (withSums) sm[g] += prob[personIndex[c]].toDouble()
-                                cnt[g]++
-                            } else {
-                                pLab[c] = 0
-                            }
-                            continue
+                    val v = iou(x1, y1, x2, y2, area, kx1[g], ky1[g], kx2[g], ky2[g], ka[g])
+                    if (v > st[g]) {
+                        if (v >= tIou) {
+                            pLab[c] = g + 1
+                            if (withSums) sm[g] += prob[personIndex[c]].toDouble()
+                            cnt[g]++
+                        } else {
+                            pLab[c] = 0
                         }
+                        continue
                     }
                 }
             }
