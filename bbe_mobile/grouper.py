@@ -1,7 +1,8 @@
 """The instance grouper of ``docs/grouper.md``: the paper's (section 3.3) and the refined mode. Pure NumPy.
 
 Cost: O(H·W) for the peaks, O(Nc·K) for NMS (K <= max_instances kept), O(Np·K) for each assignment of the Np
-person cells, O(Np) for the medians of a refinement round (np.partition). Only the person cells are decoded.
+person cells (each kept box only visits the cells that can overlap it), O(Np) for the medians of a refinement
+round (np.partition). Only the person cells are decoded.
 """
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from bbe_mobile.boxes import Anchor, decode_boxes, pairwise_iou
 
 GROUPER_MODES = ("paper", "refine")
 NMS_BLOCK = 64  # candidates whose pairwise IoUs one NMS step computes at once
+JACCARD_MARGIN = 1e-9  # slack of the settling test of ``reassign_cells`` (IoU rounding errors are ~1e-15)
+CHUNK_CELLS = 16  # consecutive person cells (raster order) that share one bounding test in the assignment
 
 
 @dataclass(frozen=True)
@@ -134,67 +137,164 @@ def nms(boxes: np.ndarray, scores: np.ndarray, t_nms: float, max_keep: int) -> n
     return np.asarray(keep, dtype=np.int64)
 
 
-def assign_cells(cell_boxes: np.ndarray, kept_boxes: np.ndarray, t_iou: float) -> np.ndarray:
+@dataclass(frozen=True)
+class CellBoxes:
+    """The decoded boxes of N cells, prepared for repeated assignments (docs/grouper.md steps 4 and 4b).
+
+    ``boxes`` (4, N) float64 rows x1, y1, x2, y2; ``area`` (N,) as in ``pairwise_iou``; ``chunk_low`` (2, T) the
+    smallest x1, y1 and ``chunk_high`` (2, T) the largest x2, y2 of each run of CHUNK_CELLS consecutive cells.
+    A cell's IoU with a box is > 0 only if the two overlap strictly on both axes (a zero overlap gives a zero
+    intersection), so a chunk whose bounds miss a kept box holds no cell with an IoU > 0 against it. In raster
+    order a kept box's cells then lie in the rows its chunks span."""
+
+    boxes: np.ndarray
+    area: np.ndarray
+    chunk_low: np.ndarray
+    chunk_high: np.ndarray
+
+    @classmethod
+    def from_rows(cls, boxes: np.ndarray) -> "CellBoxes":
+        boxes = np.ascontiguousarray(boxes, dtype=np.float64)
+        area = np.subtract(boxes[2], boxes[0])
+        np.maximum(area, 0, out=area)
+        area *= np.maximum(boxes[3] - boxes[1], 0)
+        starts = np.arange(0, boxes.shape[1], CHUNK_CELLS)
+        if starts.size == 0:
+            return cls(boxes, area, np.zeros((2, 0)), np.zeros((2, 0)))
+        return cls(boxes, area, np.minimum.reduceat(boxes[:2], starts, axis=1),
+                   np.maximum.reduceat(boxes[2:], starts, axis=1))
+
+
+def _as_cell_boxes(cell_boxes: np.ndarray | CellBoxes) -> CellBoxes:
+    return cell_boxes if isinstance(cell_boxes, CellBoxes) else CellBoxes.from_rows(cell_boxes)
+
+
+def _candidate_ranges(cells: CellBoxes, kept: np.ndarray, t_iou: float) -> list[tuple[int, int]]:
+    """For each kept box (K, 4), the range [lo, hi) of cells outside which its IoU with every cell is 0: from the
+    first to the last chunk whose bounds overlap it. All cells when t_iou is 0 (an IoU of 0 can then label)."""
+    n = cells.area.shape[0]
+    if t_iou <= 0 or n == 0:
+        return [(0, n)] * len(kept)
+    hits = (cells.chunk_high > kept[:, :2, None]).all(axis=1)  # (K, T): x2 > kx1 and y2 > ky1 somewhere
+    hits &= (cells.chunk_low < kept[:, 2:, None]).all(axis=1)  # and x1 < kx2 and y1 < ky2
+    first = hits.argmax(axis=1)
+    last = hits.shape[1] - hits[:, ::-1].argmax(axis=1)
+    found = hits[np.arange(len(kept)), first]
+    return [(f * CHUNK_CELLS, min(l * CHUNK_CELLS, n)) if ok else (0, 0)
+            for f, l, ok in zip(first.tolist(), last.tolist(), found.tolist())]
+
+
+def assign_cells(cell_boxes: np.ndarray | CellBoxes, kept_boxes: np.ndarray, t_iou: float) -> np.ndarray:
     """Label (1-based kept number, 0 = none) of each cell box against kept boxes (K, 4); ``cell_boxes`` is
-    coordinate-major (4, N) float64. The kept box of maximum IoU (ties to the earlier one) if that IoU >= t_iou.
-    One pass per kept box over contiguous rows, the same arithmetic as ``pairwise_iou``."""
-    x1, y1, x2, y2 = cell_boxes
-    n = x1.shape[0]
-    area = np.maximum(x2 - x1, 0)
-    area *= np.maximum(y2 - y1, 0)
+    coordinate-major (4, N) float64 or a ``CellBoxes``. The kept box of maximum IoU (ties to the earlier one) if
+    that IoU >= t_iou. One pass per kept box over the range of cells that can overlap it, the same arithmetic as
+    ``pairwise_iou``."""
+    cells = _as_cell_boxes(cell_boxes)
+    n = cells.area.shape[0]
+    kept = np.asarray(kept_boxes, np.float64).reshape(-1, 4)
     best_iou = np.full(n, -1.0)
     best = np.zeros(n, np.int32)
-    iw, ih, scratch = np.empty(n), np.empty(n), np.empty(n)
-    better = np.empty(n, bool)
-    zero = np.zeros(n)
-    tiny = np.full(n, np.finfo(np.float64).tiny)
-    for k, (kx1, ky1, kx2, ky2) in enumerate(np.asarray(kept_boxes, np.float64).tolist()):
-        np.minimum(x2, kx2, out=iw)
-        iw -= np.maximum(x1, kx1, out=scratch)
-        np.maximum(iw, zero, out=iw)
-        np.minimum(y2, ky2, out=ih)
-        ih -= np.maximum(y1, ky1, out=scratch)
-        np.maximum(ih, zero, out=ih)
-        iw *= ih  # intersection
-        np.add(area, max(kx2 - kx1, 0) * max(ky2 - ky1, 0), out=ih)
-        ih -= iw  # union
-        np.maximum(ih, tiny, out=ih)
-        iw /= ih  # IoU
-        np.greater(iw, best_iou, out=better)  # strict: equal IoUs stay with the earlier kept box
-        np.copyto(best_iou, iw, where=better)
-        np.copyto(best, k + 1, where=better)
+    ranges = _candidate_ranges(cells, kept, t_iou)
+    width = max((hi - lo for lo, hi in ranges), default=0)
+    iw, ih, scratch, zero = np.empty(width), np.empty(width), np.empty(width), np.zeros(width)
+    better = np.empty(width, bool)
+    x1, y1, x2, y2 = cells.boxes
+    for k, ((kx1, ky1, kx2, ky2), (lo, hi)) in enumerate(zip(kept.tolist(), ranges)):
+        m = hi - lo
+        if m <= 0:
+            continue
+        w_, h_, s_, z_, b_ = iw[:m], ih[:m], scratch[:m], zero[:m], better[:m]
+        np.minimum(x2[lo:hi], kx2, out=w_)
+        w_ -= np.maximum(x1[lo:hi], kx1, out=s_)
+        np.maximum(w_, z_, out=w_)
+        np.minimum(y2[lo:hi], ky2, out=h_)
+        h_ -= np.maximum(y1[lo:hi], ky1, out=s_)
+        np.maximum(h_, z_, out=h_)
+        w_ *= h_  # intersection
+        kept_area = max(kx2 - kx1, 0) * max(ky2 - ky1, 0)
+        np.add(cells.area[lo:hi], kept_area, out=h_)
+        h_ -= w_  # union
+        if not kept_area >= 1e-300:  # else union >= kept_area * (1 - 2^-52) > 0: the clamp of pairwise_iou is a no-op
+            np.maximum(h_, np.finfo(np.float64).tiny, out=h_)
+        w_ /= h_  # IoU
+        np.greater(w_, best_iou[lo:hi], out=b_)  # strict: equal IoUs stay with the earlier kept box
+        np.maximum(best_iou[lo:hi], w_, out=best_iou[lo:hi])
+        np.putmask(best[lo:hi], b_, k + 1)
     best[best_iou < t_iou] = 0
     return best
 
 
-def median_boxes(cell_boxes: np.ndarray, labels: np.ndarray, count: int) -> np.ndarray:
+def median_boxes(cell_boxes: np.ndarray | CellBoxes, labels: np.ndarray, count: int) -> np.ndarray:
     """Per-coordinate median (docs/grouper.md, "Refine": middle value, or the mean (a + b) / 2 of the two middle
     values of an even count) of the cell boxes (4, N) labelled 1..``count`` -> (count, 4) float64; a label
-    without cells gets NaN."""
+    without cells gets NaN. Cells grouped by label (radix sort), each group partitioned in place."""
+    rows = cell_boxes.boxes if isinstance(cell_boxes, CellBoxes) else np.asarray(cell_boxes, np.float64)
     order = np.argsort(labels.astype(np.min_scalar_type(count)), kind="stable")  # radix sort for small counts
-    grouped = cell_boxes[:, order]
+    grouped = np.take(rows, order, axis=1)
     ends = np.cumsum(np.bincount(labels, minlength=count + 1))
-    medians = np.full((count, 4), np.nan)
-    for k in range(1, count + 1):
-        start, end = ends[k - 1], ends[k]
+    starts, sizes = ends[:-1], np.diff(ends)  # group k (1..count) is grouped[:, starts[k-1]:ends[k]]
+    for start, end in zip(starts.tolist(), ends[1:].tolist()):
         if end > start:
-            n = end - start
-            low, high = (n - 1) // 2, n // 2
-            part = np.partition(grouped[:, start:end], (low, high), axis=1)
-            medians[k - 1] = (part[:, low] + part[:, high]) / 2
-    return medians
+            grouped[:, start:end].partition(((end - start - 1) // 2, (end - start) // 2), axis=1)
+    medians = np.full((4, count), np.nan)
+    present = sizes > 0
+    if present.any():
+        low = np.take(grouped, (starts + (sizes - 1) // 2)[present], axis=1)
+        medians[:, present] = (low + np.take(grouped, (starts + sizes // 2)[present], axis=1)) / 2
+    return medians.T
 
 
-def refine_round(cell_boxes: np.ndarray, labels: np.ndarray, count: int, t_nms: float,
+def reassign_cells(cells: CellBoxes, boxes: np.ndarray, guess: np.ndarray, t_iou: float) -> np.ndarray:
+    """``assign_cells`` of ``cells`` against ``boxes`` (K, 4) (pairwise IoUs <= t_nms after NMS, or any), starting
+    from a guessed box per cell (``guess`` (N,) 0-based, -1 = none; a refinement round: the box the cell's own
+    previous box refined into). 1 - IoU is a metric (the Jaccard distance), so a cell whose IoU a with box g
+    exceeds (1 + max_{j != g} IoU(g, j)) / 2 has an IoU < a with every other box: g is its strict argmax and only
+    ``a >= t_iou`` remains to decide (JACCARD_MARGIN covers the rounding of the IoUs, ~1e-15). The other cells go
+    through ``assign_cells``. The labels are exactly those of ``assign_cells``."""
+    n = cells.area.shape[0]
+    if len(boxes) == 0 or n == 0:
+        return np.zeros(n, np.int32)
+    others = pairwise_iou(boxes, boxes)
+    np.fill_diagonal(others, 0)
+    settle = (1 + others.max(axis=1)) / 2 + JACCARD_MARGIN
+    g = np.maximum(guess, 0)
+    gx1, gy1, gx2, gy2 = np.take(np.ascontiguousarray(boxes.T), g, axis=1)
+    x1, y1, x2, y2 = cells.boxes
+    iw = np.minimum(x2, gx2)
+    iw -= np.maximum(x1, gx1, out=gx1)
+    np.maximum(iw, 0, out=iw)
+    ih = np.minimum(y2, gy2)
+    ih -= np.maximum(y1, gy1, out=gy1)
+    np.maximum(ih, 0, out=ih)
+    iw *= ih  # intersection
+    box_area = np.maximum(boxes[:, 2] - boxes[:, 0], 0) * np.maximum(boxes[:, 3] - boxes[:, 1], 0)
+    union = np.add(cells.area, box_area[g], out=ih)
+    union -= iw
+    np.maximum(union, np.finfo(np.float64).tiny, out=union)
+    iou = np.divide(iw, union, out=iw)
+    settled = iou > settle[g]
+    settled &= guess >= 0
+    labels = np.where(settled & (iou >= t_iou), g + 1, 0).astype(np.int32)
+    rest = np.flatnonzero(~settled)
+    if rest.size:
+        labels[rest] = assign_cells(np.take(cells.boxes, rest, axis=1), boxes, t_iou)
+    return labels
+
+
+def refine_round(cell_boxes: np.ndarray | CellBoxes, labels: np.ndarray, count: int, t_nms: float,
                  t_iou: float) -> tuple[np.ndarray, np.ndarray]:
     """One refinement round (docs/grouper.md, "Refine"): the median box of each of the ``count`` boxes' cells,
     boxes without cells dropped, duplicates removed by NMS scored by cell count, the survivors in their previous
-    order, cells assigned again. Returns (boxes (K', 4) float64, labels of the cells against them)."""
+    order, cells assigned again (``reassign_cells``, each starting from its own refined box). Returns (boxes
+    (K', 4) float64, labels of the cells against them)."""
+    cells = _as_cell_boxes(cell_boxes)
     counts = np.bincount(labels, minlength=count + 1)[1:]
     present = np.flatnonzero(counts)
-    medians = median_boxes(cell_boxes, labels, count)[present]
-    survivors = medians[np.sort(nms(medians, counts[present].astype(np.float64), t_nms, len(present)))]
-    return survivors, assign_cells(cell_boxes, survivors, t_iou)
+    medians = median_boxes(cells, labels, count)[present]
+    kept = np.sort(nms(medians, counts[present].astype(np.float64), t_nms, len(present)))
+    refined_into = np.full(count + 1, -1)  # previous label -> number (0-based) of its surviving refined box
+    refined_into[present[kept] + 1] = np.arange(len(kept))
+    return medians[kept], reassign_cells(cells, medians[kept], refined_into[labels], t_iou)
 
 
 def group(prob: np.ndarray, offsets: np.ndarray, stride: float, config: GrouperConfig = GrouperConfig()) -> Instances:
@@ -215,11 +315,11 @@ def group(prob: np.ndarray, offsets: np.ndarray, stride: float, config: GrouperC
     kept_boxes = peak_boxes[nms(peak_boxes, flat_prob[peaks], config.t_nms, config.max_instances)]
 
     person = np.flatnonzero(flat_prob >= np.float64(config.t_fg))
-    cell_boxes = _decode_cells(offsets, person, w, stride, config.anchor)
-    person_labels = assign_cells(cell_boxes, kept_boxes, config.t_iou)
+    cells = CellBoxes.from_rows(_decode_cells(offsets, person, w, stride, config.anchor))
+    person_labels = assign_cells(cells, kept_boxes, config.t_iou)
     if config.mode == "refine":
         for _ in range(config.refine_rounds):
-            kept_boxes, person_labels = refine_round(cell_boxes, person_labels, len(kept_boxes), config.t_nms,
+            kept_boxes, person_labels = refine_round(cells, person_labels, len(kept_boxes), config.t_nms,
                                                      config.t_iou)
 
     counts = np.bincount(person_labels, minlength=len(kept_boxes) + 1)[1:]

@@ -27,13 +27,14 @@ public final class Grouper {
     private var counts: UnsafeMutablePointer<Int>? = nil
     private var sums: UnsafeMutablePointer<Double>? = nil
     private var renumber: UnsafeMutablePointer<Int32>? = nil
-    // Refinement work buffers (mode refine): cells grouped by label, one coordinate's values, refined boxes.
-    private var groupedCells: UnsafeMutablePointer<Int32>? = nil  // person cell numbers, grouped by label
-    private var values: UnsafeMutablePointer<Double>? = nil       // one coordinate of one group's cells
+    // Refinement work buffers (mode refine): the cells' coordinates grouped by label, refined boxes.
+    private var values: UnsafeMutablePointer<Double>? = nil       // 4 x cells: x1, y1, x2, y2 grouped by label
     private var refined: UnsafeMutablePointer<Double>? = nil      // 5 per refined box: x1, y1, x2, y2, area
     private var refinedCount: UnsafeMutablePointer<Int>? = nil    // cells of each refined box
     private var refinedOrder: UnsafeMutablePointer<Int>? = nil    // refined boxes by count desc, ties by number
     private var groupStart: UnsafeMutablePointer<Int>? = nil
+    private var refinedInto: UnsafeMutablePointer<Int32>? = nil   // previous label -> label of its refined box (0: none)
+    private var settle: UnsafeMutablePointer<Double>? = nil       // per box: an IoU above this makes it the argmax
 
     /// Creates a grouper with `configuration` (default: the values of docs/grouper.md).
     public init(configuration: GrouperConfiguration = GrouperConfiguration()) {
@@ -49,12 +50,13 @@ public final class Grouper {
         counts?.deallocate()
         sums?.deallocate()
         renumber?.deallocate()
-        groupedCells?.deallocate()
         values?.deallocate()
         refined?.deallocate()
         refinedCount?.deallocate()
         refinedOrder?.deallocate()
         groupStart?.deallocate()
+        refinedInto?.deallocate()
+        settle?.deallocate()
     }
 
     private func reserve(cells: Int, keptBoxes: Int) {
@@ -63,14 +65,12 @@ public final class Grouper {
             personLabel?.deallocate()
             personBox?.deallocate()
             peakIndex?.deallocate()
-            groupedCells?.deallocate()
             values?.deallocate()
             personIndex = .allocate(capacity: cells)
             personLabel = .allocate(capacity: cells)
             personBox = .allocate(capacity: 5 * cells)
             peakIndex = .allocate(capacity: cells)
-            groupedCells = .allocate(capacity: cells)
-            values = .allocate(capacity: cells)
+            values = .allocate(capacity: 4 * cells)
             capacity = cells
         }
         let k = max(keptBoxes, 1)
@@ -83,6 +83,8 @@ public final class Grouper {
             refinedCount?.deallocate()
             refinedOrder?.deallocate()
             groupStart?.deallocate()
+            refinedInto?.deallocate()
+            settle?.deallocate()
             kept = .allocate(capacity: 5 * k)
             counts = .allocate(capacity: k + 1)
             sums = .allocate(capacity: k + 1)
@@ -91,6 +93,8 @@ public final class Grouper {
             refinedCount = .allocate(capacity: k)
             refinedOrder = .allocate(capacity: k)
             groupStart = .allocate(capacity: k + 2)
+            refinedInto = .allocate(capacity: k + 1)
+            settle = .allocate(capacity: k)
             keptCapacity = k
         }
     }
@@ -235,14 +239,13 @@ public final class Grouper {
         }
 
         // ---- Step 4: assign person cells to the kept box of maximum IoU (ties: earlier box) ----
-        assign(nPerson: nPerson, nKept: nKept, tIou: tIou, prob: p)
+        let rounds = config.mode == .refine ? config.refineRounds : 0
+        assign(nPerson: nPerson, nKept: nKept, tIou: tIou, prob: rounds == 0 ? p : nil, fromRefined: false)
 
         // ---- Step 4b (mode refine): refinement rounds ----
-        if config.mode == .refine {
-            for _ in 0..<config.refineRounds {
-                nKept = refineRound(nPerson: nPerson, nKept: nKept, tNms: tNms)
-                assign(nPerson: nPerson, nKept: nKept, tIou: tIou, prob: p)
-            }
+        for round in 0..<rounds {
+            nKept = refineRound(nPerson: nPerson, nKept: nKept, tNms: tNms)
+            assign(nPerson: nPerson, nKept: nKept, tIou: tIou, prob: round == rounds - 1 ? p : nil, fromRefined: true)
         }
 
         // ---- Step 5: drop kept boxes without cells, renumber 1...M, scores ----
@@ -273,19 +276,46 @@ public final class Grouper {
     }
 
     /// Step 4: labels every person cell with the kept box (of `nKept`) of maximum IoU, ties to the earlier box,
-    /// if that IoU is `>= tIou` (else 0); fills `counts` and `sums` (per label, 0 = none) for step 5.
-    private func assign(nPerson: Int, nKept: Int, tIou: Double, prob p: UnsafePointer<Float>) {
-        guard let personIndex, let personLabel, let personBox, let kept, let counts, let sums else { return }
+    /// if that IoU is `>= tIou` (else 0); fills `counts` (per label, 0 = none) and, given `prob` (the last
+    /// assignment), the `sums` of step 5 (raster order).
+    ///
+    /// `fromRefined` (after ``refineRound(nPerson:nKept:tNms:)``): a cell first tries the box its previous box
+    /// refined into (`refinedInto`). 1 - IoU is a metric (the Jaccard distance), so an IoU `a` with box `g` above
+    /// `settle[g]` = (1 + max IoU of `g` with another box) / 2 + 1e-9 leaves every other box an IoU < `a`: `g` is
+    /// the strict argmax and the other boxes need not be tried. The labels are exactly those of the full loop.
+    private func assign(nPerson: Int, nKept: Int, tIou: Double, prob p: UnsafePointer<Float>?, fromRefined: Bool) {
+        guard let personIndex, let personLabel, let personBox, let kept, let counts, let sums, let refinedInto,
+              let settle else { return }
         // IoUs are >= 0, so starting from (box 0, IoU 0) and replacing only on a strictly larger IoU is the
         // argmax with ties to the earlier box; a zero intersection can never win and skips the division.
         for k in 0...nKept {
             counts[k] = 0
             sums[k] = 0
         }
+        if fromRefined {
+            for k in 0..<nKept {
+                var most = 0.0
+                for j in 0..<nKept where j != k {
+                    let q = kept + 5 * j
+                    most = max(most, Grouper.iou(q[0], q[1], q[2], q[3], q[4], kept + 5 * k))
+                }
+                settle[k] = (1 + most) / 2 + Grouper.jaccardMargin
+            }
+        }
         for n in 0..<nPerson {
             let idx = Int(personIndex[n])
             let c = personBox + 5 * n
             let x1 = c[0], y1 = c[1], x2 = c[2], y2 = c[3], area = c[4]
+            if fromRefined, case let g = Int(refinedInto[Int(personLabel[n])]), g > 0,
+               case let v = Grouper.iou(x1, y1, x2, y2, area, kept + 5 * (g - 1)), v > settle[g - 1] {
+                let label = v >= tIou ? g : 0
+                personLabel[n] = Int32(truncatingIfNeeded: label)
+                counts[label] += 1
+                if let p {
+                    sums[label] += Double(p[idx])
+                }
+                continue
+            }
             var best = 0
             var bestIoU = 0.0
             for k in 0..<nKept {
@@ -305,7 +335,9 @@ public final class Grouper {
             let label = nKept > 0 && bestIoU >= tIou ? best + 1 : 0
             personLabel[n] = Int32(truncatingIfNeeded: label)
             counts[label] += 1
-            sums[label] += Double(p[idx])
+            if let p {
+                sums[label] += Double(p[idx])
+            }
         }
     }
 
@@ -314,29 +346,38 @@ public final class Grouper {
     /// scored by cell count (ties: lower number), survivors written back into `kept` in their previous order.
     /// Returns the number of surviving boxes; the caller assigns the cells again.
     private func refineRound(nPerson: Int, nKept: Int, tNms: Double) -> Int {
-        guard let personLabel, let personBox, let kept, let counts, let groupedCells, let values, let refined,
-              let refinedCount, let refinedOrder, let groupStart else { return 0 }
-        // Group the cells by label (counting sort): group k (1...nKept) is groupedCells[groupStart[k] ..< groupStart[k + 1]].
+        guard let personLabel, let personBox, let kept, let counts, let values, let refined, let refinedCount,
+              let refinedOrder, let groupStart, let refinedInto else { return 0 }
+        // Group the cells' coordinates by label (counting sort): coordinate c of group k (1...nKept) is
+        // values[c * nPerson + groupStart[k] ..< c * nPerson + groupStart[k + 1]].
         groupStart[0] = 0
         for k in 0...nKept {
             groupStart[k + 1] = groupStart[k] + counts[k]
         }
-        var fill = [Int](repeating: 0, count: nKept + 1)
+        var fill = [Int](unsafeUninitializedCapacity: nKept + 1) { buffer, initialized in
+            for k in 0...nKept { buffer[k] = groupStart[k] }
+            initialized = nKept + 1
+        }
         for n in 0..<nPerson {
             let label = Int(personLabel[n])
-            groupedCells[groupStart[label] + fill[label]] = Int32(truncatingIfNeeded: n)
-            fill[label] += 1
+            let at = fill[label]
+            fill[label] = at + 1
+            let c = personBox + 5 * n
+            values[at] = c[0]
+            values[nPerson + at] = c[1]
+            values[2 * nPerson + at] = c[2]
+            values[3 * nPerson + at] = c[3]
         }
-        // Median boxes of the kept boxes that have cells, in kept order.
+        // Median boxes of the kept boxes that have cells, in kept order (the selection reorders each group in place).
         var nRefined = 0
-        for k in stride(from: 1, through: nKept, by: 1) where counts[k] > 0 {
+        refinedInto[0] = 0
+        for k in stride(from: 1, through: nKept, by: 1) {
+            refinedInto[k] = 0
+            guard counts[k] > 0 else { continue }
             let start = groupStart[k], n = counts[k]
             let r = refined + 5 * nRefined
             for coordinate in 0..<4 {
-                for m in 0..<n {
-                    values[m] = personBox[5 * Int(groupedCells[start + m]) + coordinate]
-                }
-                r[coordinate] = Grouper.median(values, count: n)
+                r[coordinate] = Grouper.median(values + coordinate * nPerson + start, count: n)
             }
             r[4] = max(r[2] - r[0], 0) * max(r[3] - r[1], 0)
             refinedCount[nRefined] = n
@@ -348,6 +389,7 @@ public final class Grouper {
         order.sort { a, b in refinedCount[a] != refinedCount[b] ? refinedCount[a] > refinedCount[b] : a < b }
         var survives = [Bool](repeating: false, count: nRefined)
         var survivors: [Int] = []
+        survivors.reserveCapacity(nRefined)
         for a in order {
             let r = refined + 5 * a
             if !survivors.contains(where: { Grouper.iou(r[0], r[1], r[2], r[3], r[4], refined + 5 * $0) > tNms }) {
@@ -355,11 +397,17 @@ public final class Grouper {
                 survives[a] = true
             }
         }
-        // Survivors in their previous (number) order become the boxes of the next assignment.
+        // Survivors in their previous (number) order become the boxes of the next assignment; each previous
+        // label learns the label of its refined box (0 when it had no cell or its refined box was removed).
         var nSurviving = 0
-        for a in 0..<nRefined where survives[a] {
-            (kept + 5 * nSurviving).update(from: refined + 5 * a, count: 5)
-            nSurviving += 1
+        var a = 0
+        for k in stride(from: 1, through: nKept, by: 1) where counts[k] > 0 {
+            if survives[a] {
+                (kept + 5 * nSurviving).update(from: refined + 5 * a, count: 5)
+                nSurviving += 1
+                refinedInto[k] = Int32(truncatingIfNeeded: nSurviving)
+            }
+            a += 1
         }
         return nSurviving
     }
@@ -372,6 +420,12 @@ public final class Grouper {
     }
 
     // MARK: - Kernels
+
+    /// Slack of the settling test of ``assign(nPerson:nKept:tIou:prob:fromRefined:)``: IoU rounding errors are ~1e-15.
+    static let jaccardMargin = 1e-9
+
+    /// Smallest count for which ``narrow(_:count:k:)`` splits at sampled pivots.
+    static let sampledSelectMinimum = 64
 
     /// Step 1 of docs/grouper.md for the cell centred at `(cx, cy)` whose 4 offsets start at `q`:
     /// `(x1, y1, x2, y2)` in input pixels, Double.
@@ -401,21 +455,70 @@ public final class Grouper {
     /// Median of `count >= 1` values (docs/grouper.md step 4b): the middle value, or `(a + b) / 2` of the two
     /// middle values of an even count. Reorders the values (selection in O(count), no full sort).
     static func median(_ v: UnsafeMutablePointer<Double>, count n: Int) -> Double {
-        let upper = select(v, count: n, k: n / 2)
+        let k = n / 2
+        let (lo, hi) = narrow(v, count: n, k: k)
+        let upper = select(v, lo: lo, hi: hi, k: k)
         if n % 2 == 1 {
             return upper
         }
-        var lower = v[0]  // after select, v[0 ..< n/2] hold the n/2 smallest values: their maximum is the lower middle
-        for m in 1..<(n / 2) where v[m] > lower {
+        // v[0 ..< k] hold the k smallest values and v[0 ..< lo] <= v[lo ..< k]: their maximum is the lower middle.
+        let from = k > lo ? lo : 0
+        var lower = v[from]
+        for m in (from + 1)..<k where v[m] > lower {
             lower = v[m]
         }
         return (lower + upper) / 2
     }
 
-    /// The `k`-th smallest (0-based) of `v[0 ..< count]` by Hoare partitioning around a median-of-three pivot;
-    /// afterwards `v[0 ..< k] <= v[k] <= v[k + 1 ..< count]`.
-    static func select(_ v: UnsafeMutablePointer<Double>, count n: Int, k: Int) -> Double {
-        var lo = 0, hi = n - 1
+    /// From `sampledSelectMinimum` values on, one three-way pass splits `v[0 ..< count]` at two pivots that
+    /// bracket the `k`-th value in a sorted sample of 16 (values below, between, above them); returns the range
+    /// `lo ... hi` of the part holding rank `k` (about a quarter of the values when the sample brackets it), with
+    /// `v[0 ..< lo] <= v[lo ... hi] <= v[hi + 1 ..< count]`. Smaller counts: the whole range.
+    static func narrow(_ v: UnsafeMutablePointer<Double>, count n: Int, k: Int) -> (Int, Int) {
+        guard n >= sampledSelectMinimum else { return (0, n - 1) }
+        let (low, high) = withUnsafeTemporaryAllocation(of: Double.self, capacity: 16) { s -> (Double, Double) in
+            s.initialize(repeating: 0)
+            for m in 0..<16 {  // insertion sort of v[0], v[n / 16], ..., v[15 n / 16]
+                let x = v[m * n / 16]
+                var p = m
+                while p > 0 && s[p - 1] > x {
+                    s[p] = s[p - 1]
+                    p -= 1
+                }
+                s[p] = x
+            }
+            let t = k * 16 / n
+            return (s[max(t - 2, 0)], s[min(t + 2, 15)])
+        }
+        var below = 0, i = 0, above = n - 1  // v[0 ..< below] < low, v[above + 1 ..< n] > high
+        while i <= above {
+            let x = v[i]
+            if x < low {
+                v[i] = v[below]
+                v[below] = x
+                below += 1
+                i += 1
+            } else if x > high {
+                v[i] = v[above]
+                v[above] = x
+                above -= 1
+            } else {
+                i += 1
+            }
+        }
+        if k < below {
+            return (0, below - 1)
+        }
+        if k > above {
+            return (above + 1, n - 1)
+        }
+        return (below, above)
+    }
+
+    /// The `k`-th smallest (0-based) of `v[lo ... hi]` by Hoare partitioning around a median-of-three pivot,
+    /// for `v[0 ..< lo] <= v[lo ... hi] <= v[hi + 1 ...]`; afterwards `v[0 ..< k] <= v[k] <= v[k + 1 ...]`.
+    static func select(_ v: UnsafeMutablePointer<Double>, lo start: Int, hi end: Int, k: Int) -> Double {
+        var lo = start, hi = end
         while lo < hi {
             let a = v[lo], b = v[lo + (hi - lo) / 2], c = v[hi]
             let pivot = max(min(a, b), min(max(a, b), c))

@@ -53,12 +53,13 @@ class Grouper(val config: GrouperConfig = GrouperConfig()) {
     private var personIndex = IntArray(0)   // flat index of each person cell
     private var personLabel = IntArray(0)   // label (0 = none, k = kept box k) of each person cell
     private var personBox = DoubleArray(0)  // 5 per person cell: x1, y1, x2, y2, area
-    private var groupedCells = IntArray(0)  // person cell numbers grouped by label (refinement)
-    private var values = DoubleArray(0)     // one coordinate of one group's cells (refinement)
+    private var values = DoubleArray(0)     // 4 x cells: x1, y1, x2, y2 of the cells grouped by label (refinement)
     private var refined = DoubleArray(0)    // 5 per refined box
     private var refinedCount = IntArray(0)
     private var refinedOrder = IntArray(0)
     private var groupStart = IntArray(0)
+    private var refinedInto = IntArray(0)   // previous label -> label of its refined box (0: none)
+    private var settle = DoubleArray(0)     // per box: an IoU above this makes it the argmax (reassignment)
 
     /**
      * Groups a probability map and box offsets into person instances.
@@ -165,6 +166,8 @@ class Grouper(val config: GrouperConfig = GrouperConfig()) {
         refinedCount = IntArray(k)
         refinedOrder = IntArray(k)
         groupStart = IntArray(k + 2)
+        refinedInto = IntArray(k + 1)
+        settle = DoubleArray(k)
     }
 
     private fun ensurePerson(n: Int) {
@@ -172,8 +175,7 @@ class Grouper(val config: GrouperConfig = GrouperConfig()) {
         personIndex = IntArray(n)
         personLabel = IntArray(n)
         personBox = DoubleArray(5 * n)
-        groupedCells = IntArray(n)
-        values = DoubleArray(n)
+        values = DoubleArray(4 * n)
     }
 
     /** Scratch for [decodeInto]: x1, y1, x2, y2, area of the box being looked at. */
@@ -296,13 +298,12 @@ class Grouper(val config: GrouperConfig = GrouperConfig()) {
         }
 
         // Step 4: assign person cells to the kept box of maximum IoU (ties: earlier), if >= t_iou.
-        assign(prob, npc, nk, tIou)
+        val rounds = if (cfg.mode == GrouperMode.REFINE) cfg.refineRounds else 0
+        assign(prob, npc, nk, tIou, false, rounds == 0)
         // Step 4b (mode refine): refinement rounds, each followed by a new assignment.
-        if (cfg.mode == GrouperMode.REFINE) {
-            for (round in 0 until cfg.refineRounds) {
-                nk = refineRound(npc, nk, tNms)
-                assign(prob, npc, nk, tIou)
-            }
+        for (round in 0 until rounds) {
+            nk = refineRound(npc, nk, tNms)
+            assign(prob, npc, nk, tIou, true, round == rounds - 1)
         }
 
         // Step 5: drop kept boxes without cells, renumber 1..M in kept order.
@@ -331,9 +332,15 @@ class Grouper(val config: GrouperConfig = GrouperConfig()) {
 
     /**
      * Step 4 over the [npc] stored person cells against the first [nk] kept boxes: label (1-based, 0 = none) of
-     * maximum IoU, ties to the earlier box, if >= [tIou]; `counts`/`sums` of each kept box for step 5.
+     * maximum IoU, ties to the earlier box, if >= [tIou]; `counts` of each kept box, and with [withSums] (the last
+     * assignment) the `sums` of step 5 (raster order).
+     *
+     * [fromRefined] (after [refineRound]): a cell first tries the box its previous box refined into
+     * (`refinedInto`). 1 - IoU is a metric (the Jaccard distance), so an IoU `a` with box `g` above `settle[g]` =
+     * (1 + max IoU of `g` with another box) / 2 + [JACCARD_MARGIN] leaves every other box an IoU < `a`: `g` is the
+     * strict argmax and the other boxes need not be tried. The labels are exactly those of the full loop.
      */
-    private fun assign(prob: FloatArray, npc: Int, nk: Int, tIou: Double) {
+    private fun assign(prob: FloatArray, npc: Int, nk: Int, tIou: Double, fromRefined: Boolean, withSums: Boolean) {
         val kx1 = keptX1
         val ky1 = keptY1
         val kx2 = keptX2
@@ -345,6 +352,19 @@ class Grouper(val config: GrouperConfig = GrouperConfig()) {
         val pLab = personLabel
         java.util.Arrays.fill(sm, 0, nk, 0.0)
         java.util.Arrays.fill(cnt, 0, nk, 0)
+        val into = refinedInto
+        val st = settle
+        if (fromRefined) {
+            for (k in 0 until nk) {
+                var most = 0.0
+                for (j in 0 until nk) {
+                    if (j == k) continue
+                    val v = iou(kx1[j], ky1[j], kx2[j], ky2[j], ka[j], kx1[k], ky1[k], kx2[k], ky2[k], ka[k])
+                    if (v > most) most = v
+                }
+                st[k] = (1 + most) / 2 + JACCARD_MARGIN
+            }
+        }
         for (c in 0 until npc) {
             val b = 5 * c
             val x1 = pBox[b]
@@ -352,6 +372,22 @@ class Grouper(val config: GrouperConfig = GrouperConfig()) {
             val x2 = pBox[b + 2]
             val y2 = pBox[b + 3]
             val area = pBox[b + 4]
+            if (fromRefined) {
+                val g = into[pLab[c]] - 1
+                if (g >= 0) {
+                    val v = iou(x1, y1, x2, y2, area, kx1[g], ky1[g], kx2[g], ky2[g], ka[g])
+                    if (v > st[g]) {
+                        if (v >= tIou) {
+                            pLab[c] = g + 1
+                            if (withSums) sm[g] += prob[personIndex[c]].toDouble()
+                            cnt[g]++
+                        } else {
+                            pLab[c] = 0
+                        }
+                        continue
+                    }
+                }
+            }
             // IoU with every kept box (docs/grouper.md "IoU"), inlined; a box without overlap has IoU 0,
             // which only matters as the first value (argmax ties go to the earlier box).
             var best = -1.0
@@ -376,7 +412,7 @@ class Grouper(val config: GrouperConfig = GrouperConfig()) {
             }
             if (bestK >= 0 && best >= tIou) {
                 pLab[c] = bestK + 1
-                sm[bestK] += prob[personIndex[c]].toDouble()
+                if (withSums) sm[bestK] += prob[personIndex[c]].toDouble()
                 cnt[bestK]++
             } else {
                 pLab[c] = 0
@@ -394,26 +430,30 @@ class Grouper(val config: GrouperConfig = GrouperConfig()) {
         val cnt = counts
         val start = groupStart
         val pLab = personLabel
-        val grouped = groupedCells
-        // Group the cells by label (counting sort; label 0 first): group k is grouped[start[k] until start[k + 1]].
+        val vals = values
+        val pBox = personBox
+        // Group the cells' coordinates by label (counting sort; label 0 first): coordinate q of label l is
+        // vals[q * npc + start[l] until q * npc + start[l + 1]].
         start[0] = 0
         start[1] = npc - (0 until nk).sumBy { cnt[it] }
         for (k in 0 until nk) start[k + 2] = start[k + 1] + cnt[k]
         val fill = start.copyOf(nk + 1)
-        for (c in 0 until npc) grouped[fill[pLab[c]]++] = c
-        // Median boxes of the kept boxes with cells, in kept order.
+        for (c in 0 until npc) {
+            val at = fill[pLab[c]]++
+            val b = 5 * c
+            vals[at] = pBox[b]
+            vals[npc + at] = pBox[b + 1]
+            vals[2 * npc + at] = pBox[b + 2]
+            vals[3 * npc + at] = pBox[b + 3]
+        }
+        // Median boxes of the kept boxes with cells, in kept order (the selection reorders each group in place).
         val r = refined
-        val vals = values
-        val pBox = personBox
         var nr = 0
         for (k in 0 until nk) {
             val n = cnt[k]
             if (n == 0) continue
             val from = start[k + 1]
-            for (coordinate in 0 until 4) {
-                for (m in 0 until n) vals[m] = pBox[5 * grouped[from + m] + coordinate]
-                r[5 * nr + coordinate] = median(vals, n)
-            }
+            for (coordinate in 0 until 4) r[5 * nr + coordinate] = median(vals, coordinate * npc + from, n)
             r[5 * nr + 4] = area(r[5 * nr], r[5 * nr + 1], r[5 * nr + 2], r[5 * nr + 3])
             refinedCount[nr] = n
             nr++
@@ -448,16 +488,25 @@ class Grouper(val config: GrouperConfig = GrouperConfig()) {
                 survives[a] = true
             }
         }
-        // The survivors in their previous (number) order become the kept boxes of the next assignment.
+        // The survivors in their previous (number) order become the kept boxes of the next assignment; each
+        // previous label learns the label of its refined box (0 when it had no cell or its refined box was removed).
+        val into = refinedInto
+        into[0] = 0
         var nk2 = 0
-        for (a in 0 until nr) {
-            if (!survives[a]) continue
-            keptX1[nk2] = r[5 * a]
-            keptY1[nk2] = r[5 * a + 1]
-            keptX2[nk2] = r[5 * a + 2]
-            keptY2[nk2] = r[5 * a + 3]
-            keptArea[nk2] = r[5 * a + 4]
-            nk2++
+        var a = 0
+        for (k in 0 until nk) {
+            into[k + 1] = 0
+            if (cnt[k] == 0) continue
+            if (survives[a]) {
+                keptX1[nk2] = r[5 * a]
+                keptY1[nk2] = r[5 * a + 1]
+                keptX2[nk2] = r[5 * a + 2]
+                keptY2[nk2] = r[5 * a + 3]
+                keptArea[nk2] = r[5 * a + 4]
+                nk2++
+                into[k + 1] = nk2
+            }
+            a++
         }
         return nk2
     }
@@ -475,27 +524,87 @@ class Grouper(val config: GrouperConfig = GrouperConfig()) {
             return true
         }
 
+        /** Slack of the settling test of [assign]: IoU rounding errors are ~1e-15. */
+        const val JACCARD_MARGIN = 1e-9
+
+        /** Smallest count for which [narrow] splits at sampled pivots. */
+        const val SAMPLED_SELECT_MINIMUM = 64
+
         /**
-         * Median of `v[0 until n]`, n >= 1 (docs/grouper.md step 4b): the middle value, or `(a + b) / 2` of the two
-         * middle values of an even count. Reorders the values (selection in O(n), no full sort).
+         * Median of `v[from until from + n]`, n >= 1 (docs/grouper.md step 4b): the middle value, or `(a + b) / 2`
+         * of the two middle values of an even count. Reorders the values (selection in O(n), no full sort).
          */
         @JvmStatic
-        fun median(v: DoubleArray, n: Int): Double {
-            val upper = select(v, n, n / 2)
+        fun median(v: DoubleArray, from: Int, n: Int): Double {
+            val k = from + n / 2
+            val range = narrow(v, from, n, k)
+            val lo = (range ushr 32).toInt()
+            val upper = select(v, lo, range.toInt(), k)
             if (n % 2 == 1) return upper
-            var lower = v[0] // after select, v[0 until n/2] hold the n/2 smallest values: their maximum is the lower middle
-            for (m in 1 until n / 2) if (v[m] > lower) lower = v[m]
+            // v[from until k] hold the n/2 smallest values and v[from until lo] <= v[lo until k]: their maximum is
+            // the lower middle.
+            val start = if (k > lo) lo else from
+            var lower = v[start]
+            for (m in start + 1 until k) if (v[m] > lower) lower = v[m]
             return (lower + upper) / 2
         }
 
         /**
-         * The [k]-th smallest (0-based) of `v[0 until n]` by Hoare partitioning around a median-of-three pivot;
-         * afterwards `v[0 until k] <= v[k] <= v[k + 1 until n]`.
+         * From [SAMPLED_SELECT_MINIMUM] values on, one three-way pass splits `v[from until from + n]` at two pivots
+         * that bracket the value of rank [k] (an index into [v]) in a sorted sample of 16 (values below, between,
+         * above them); returns the inclusive range lo, hi of the part holding rank [k] (about a quarter of the
+         * values when the sample brackets it) packed as `lo shl 32 or hi`: the values before lo are <= those from lo
+         * to hi, which are <= those after hi. Smaller counts: the whole range.
          */
         @JvmStatic
-        fun select(v: DoubleArray, n: Int, k: Int): Double {
-            var lo = 0
-            var hi = n - 1
+        fun narrow(v: DoubleArray, from: Int, n: Int, k: Int): Long {
+            val end = from + n - 1
+            if (n < SAMPLED_SELECT_MINIMUM) return (from.toLong() shl 32) or end.toLong()
+            val s = DoubleArray(16)
+            for (m in 0 until 16) { // insertion sort of v[from], v[from + n / 16], ..., v[from + 15 n / 16]
+                val x = v[from + m * n / 16]
+                var p = m
+                while (p > 0 && s[p - 1] > x) {
+                    s[p] = s[p - 1]
+                    p--
+                }
+                s[p] = x
+            }
+            val t = (k - from) * 16 / n
+            val low = s[if (t - 2 > 0) t - 2 else 0]
+            val high = s[if (t + 2 < 15) t + 2 else 15]
+            var below = from // v[from until below] < low, v[above + 1..end] > high
+            var i = from
+            var above = end
+            while (i <= above) {
+                val x = v[i]
+                if (x < low) {
+                    v[i] = v[below]
+                    v[below] = x
+                    below++
+                    i++
+                } else if (x > high) {
+                    v[i] = v[above]
+                    v[above] = x
+                    above--
+                } else {
+                    i++
+                }
+            }
+            val lo = if (k < below) from else if (k > above) above + 1 else below
+            val hi = if (k < below) below - 1 else if (k > above) end else above
+            return (lo.toLong() shl 32) or hi.toLong()
+        }
+
+        /**
+         * The value of rank [k] (an index into [v]) among the values from [start] to [end] (inclusive) by Hoare
+         * partitioning around a median-of-three pivot, when the values before [start] are <= those and the values
+         * after [end] are >= them; afterwards the values from [start] before [k] are <= `v[k]` <= those after it.
+         */
+        @JvmStatic
+        fun select(v: DoubleArray, start: Int, end: Int, k: Int): Double {
+            var lo = start
+            var hi = end
             while (lo < hi) {
                 val a = v[lo]
                 val b = v[lo + (hi - lo) / 2]
