@@ -3,6 +3,7 @@ on 20 real val images by ``bbe-mobile convert`` itself before it ships an artifa
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -61,6 +62,9 @@ def test_bundled_model_variant_passes_verification(reports, target, precision):
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("BBE_LONG_EXPORT_TESTS") != "1",
+                    reason="the bundled model's default chain takes 4-8 min (CI's 30 min budget): run with "
+                           "BBE_LONG_EXPORT_TESTS=1; test_verify runs the same chain on a tiny model")
 @pytest.mark.parametrize("target", ["tflite"])  # coreml's chain (~15 min here, NumPy executor) was run by hand
 def test_default_convert_writes_the_fastest_variant_that_passes(target, tmp_path):
     """``bbe-mobile convert --target T`` with no options, run from another directory (calibration, verification and
