@@ -170,17 +170,6 @@ def test_choose_threshold_regroups_one_set_of_maps_per_value(tiny_bundle, capsys
     assert len(calls) == images > 0
 
 
-@pytest.mark.slow  # tiny model on six 3-frame clips (~15 s)
-def test_video_tracking_prints_every_clip_and_measure(tiny_bundle, capsys):
-    need(COCO / "instances_person_val.json")
-    bench = load_benchmark("video_tracking")
-    assert bench.main(["--model", tiny_bundle, "--frames", "3", "--size", "64"]) == 0
-    out = capsys.readouterr().out
-    for clip in ("pan", "zoom", "still", "walk", "enter_leave", "pass_in_front"):
-        assert f"| {clip} | smoothing |" in out and f"| {clip} | no smoothing |" in out
-    assert "mean flicker, smoothing:" in out and "frames/s at letterbox 64" in out
-
-
 @pytest.mark.slow
 def test_grouper_modes_ap_regroups_cached_maps(tiny_bundle, tmp_path, capsys, monkeypatch):
     """benchmarks/grouper_modes_ap.py: one row per variant on both dev sets; the model runs once per image, and
