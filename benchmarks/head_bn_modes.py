@@ -21,8 +21,8 @@ import numpy as np  # noqa: E402
 
 from bbe_mobile.boxes import anchor_centers, box_area, decode_boxes  # noqa: E402
 from bbe_mobile.modeling.bundle import load_bundle  # noqa: E402
-from bbe_mobile.modeling.network import is_head_layer  # noqa: E402
 from bbe_mobile.training.data import AugmentConfig, CocoPersons, Sampler  # noqa: E402
+from bbe_mobile.training.train import freeze_backbone_batch_norm  # noqa: E402
 from bbe_mobile.utils.paths import COCO_MINI, SHARED  # noqa: E402
 
 BATCH = 8
@@ -77,9 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     samples = None
     for path in args.models:
         bundle = load_bundle(path, input_size=args.crop)
-        for layer in bundle.model.layers:  # as `train` does: the backbone's BN stays in inference mode
-            if layer.__class__.__name__ == "BatchNormalization" and not is_head_layer(layer.name):
-                layer.trainable = False
+        freeze_backbone_batch_norm(bundle.model)  # as `train` does
         stride = bundle.config.stride
         samples = samples or training_samples(args.images, args.crop, stride)
         for label, batch_stats in (("inference (moving averages)", False), ("batch statistics", True)):

@@ -152,6 +152,16 @@ def in_frozen_blocks(layer_name: str, blocks: int) -> bool:
     return bool(match) and int(match.group(1)) < blocks
 
 
+def freeze_backbone_batch_norm(model) -> None:
+    """Keep the backbone's batch norm in inference mode (moving averages), even in ``model(x, training=True)``;
+    the heads' batch norm (ASPP, decoder, box tower) still uses batch statistics when training."""
+    import keras  # noqa: PLC0415
+
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization) and not is_head_layer(layer.name):
+            layer.trainable = False
+
+
 def prepare_training(model_config: ModelConfig, train_config: TrainConfig, backbone_weights: str | None = None,
                      init_model: str | None = None) -> Trainee:
     """Build the model (flexible input size) with backbone weights or the weights of ``init_model``, freeze the
@@ -167,10 +177,9 @@ def prepare_training(model_config: ModelConfig, train_config: TrainConfig, backb
         model.set_weights(source.model.get_weights())
     if train_config.freeze_blocks and model_config.backbone != "mobilenet_v2":
         raise TrainError("freezing backbone blocks needs the mobilenet_v2 backbone")
+    if train_config.freeze_backbone_bn:
+        freeze_backbone_batch_norm(model)
     for layer in model.layers:
-        if train_config.freeze_backbone_bn and isinstance(layer, keras.layers.BatchNormalization) \
-                and not is_head_layer(layer.name):
-            layer.trainable = False
         if in_frozen_blocks(layer.name, train_config.freeze_blocks):
             layer.trainable = False
 
