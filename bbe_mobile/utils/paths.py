@@ -16,7 +16,6 @@ COCO_MINI_VAL = COCO_MINI / "val"
 COCO_MINI_VAL_ANNOTATIONS = COCO_MINI / "instances_person_val.json"
 COCO_MINI_TRAIN = COCO_MINI / "train"
 MOBILENET_V2_035_WEIGHTS = SHARED / "weights" / "mobilenet_v2_0.35_224_imagenet_no_top.weights.h5"
-MOBILENET_V2_100_WEIGHTS = SHARED / "weights" / "mobilenet_v2_1.0_224_imagenet_no_top.weights.h5"
 # MoveNet Lightning's MobileNetV2-1.0 backbone: person-trained (COCO keypoints train2017 + Google's "Active" set)
 MOBILENET_V2_100_MOVENET_WEIGHTS = SHARED / "weights" / "mobilenet_v2_1.0_movenet_lightning_no_top.weights.h5"
 # train's default backbone file by alpha: ImageNet for 0.35; for 1.0 the person-trained MoveNet backbone, which
