@@ -4,7 +4,10 @@ On the multi-person images of a COCO split (default: the 32 held-out val images)
 three ways and scored by pycocotools: as predicted; with the ground-truth person map (probability 1 on person
 cells) and the predicted offsets; with the predicted map and the ground-truth offsets on ground-truth person
 cells. Also the quality of the box embedding itself: for each person cell, the IoU of its decoded box with its
-person's ground-truth box (letterboxed input pixels), by person size in cells.
+person's ground-truth box (letterboxed input pixels), by person size in cells; and its bias and spread: per
+person, the mean over its cells of log(decoded width / true width) and log(decoded height / true height) (> 0:
+boxes too large), and the standard deviation of log(decoded width) over its cells (how much the cells of one
+person disagree).
 
 Usage: python benchmarks/ap_decomposition.py [--model RUN] [--size 512] [--split val|train] [--limit 32]
 """
@@ -44,7 +47,7 @@ def main() -> None:
     predictor = Predictor(KerasRunner(bundle), size=args.size)
     stride = bundle.config.stride
     results: dict[str, list] = {"model maps": [], "ground-truth person map": [], "ground-truth offsets": []}
-    sizes, ious = [], []
+    sizes, ious, log_ratios, spreads = [], [], [], []
     for image_id in ids:
         masks, crowd = ds.masks(image_id)
         prob, offsets, box = predictor.forward(ds.image(image_id))
@@ -63,6 +66,9 @@ def main() -> None:
             sel = t.owner[person] == k
             sizes.append(int(sel.sum()))
             ious.append(pairwise_iou(decoded[sel], truth[k - 1: k])[:, 0])
+            extents = np.log(decoded[sel, 2:] - decoded[sel, :2])  # (n, 2) log width, log height
+            log_ratios.append(extents.mean(axis=0) - np.log(truth[k - 1, 2:] - truth[k - 1, :2]))
+            spreads.append(extents[:, 0].std())
     print(f"{len(ids)} {args.split} images with 2+ people, letterbox {args.size}, model {bundle.name} "
           f"({args.model or 'bundled'})")
     for name, res in results.items():
@@ -76,7 +82,10 @@ def main() -> None:
         if sel:
             mean_iou = np.mean([ious[k].mean() for k in sel])
             good = np.mean([(ious[k] >= 0.5).mean() for k in sel])
-            print(f"    {label:<13} {len(sel):4d} people  mean IoU {mean_iou:.2f}  cells with IoU >= 0.5: {good:.2f}")
+            bias_w, bias_h = np.mean([log_ratios[k] for k in sel], axis=0)
+            spread = np.mean([spreads[k] for k in sel])
+            print(f"    {label:<13} {len(sel):4d} people  mean IoU {mean_iou:.2f}  cells with IoU >= 0.5: {good:.2f}  "
+                  f"log(w/true w) {bias_w:+.2f}  log(h/true h) {bias_h:+.2f}  spread of log w {spread:.2f}")
     print(f"    all           {len(sizes_a):4d} people")
 
 
