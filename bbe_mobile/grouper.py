@@ -6,6 +6,7 @@ round (np.partition). Only the person cells are decoded.
 """
 from __future__ import annotations
 
+import functools
 import numbers
 from dataclasses import dataclass
 
@@ -114,27 +115,41 @@ def find_peaks(prob: np.ndarray, t_c: float) -> np.ndarray:
     return np.flatnonzero((prob >= np.float64(t_c)) & (prob >= window))
 
 
-def nms(boxes: np.ndarray, scores: np.ndarray, t_nms: float, max_keep: int) -> np.ndarray:
+def nms(boxes: np.ndarray, scores: np.ndarray, t_nms: float, max_keep: int,
+        box_iou: np.ndarray | None = None) -> np.ndarray:
     """Greedy NMS: positions into ``boxes`` (N, 4) that are kept, in keep order. Scores descending, ties by
-    position ascending; a box is suppressed by an IoU > t_nms with a kept box. Works on blocks of NMS_BLOCK
-    candidates: the block's pairwise IoUs at once, then the rest filtered by the block's kept boxes."""
+    position ascending; a box is suppressed by an IoU > t_nms with a kept box. ``box_iou``: the (N, N)
+    ``pairwise_iou(boxes, boxes)`` when the caller has it. Without it, works on blocks of NMS_BLOCK candidates:
+    the block's pairwise IoUs at once, then the rest filtered by the block's kept boxes."""
     order = np.argsort(-np.asarray(scores, np.float64), kind="stable")
+    if box_iou is not None:
+        return np.asarray(_greedy(order.tolist(), (box_iou[np.ix_(order, order)] > t_nms).tolist(), max_keep),
+                          dtype=np.int64)
     keep: list[int] = []
     while order.size and len(keep) < max_keep:
         block, order = order[:NMS_BLOCK], order[NMS_BLOCK:]
-        overlaps = (pairwise_iou(boxes[block], boxes[block]) > t_nms).tolist()
-        alive = [True] * len(block)
-        kept_here = []
-        for a in range(len(block)):
-            if alive[a]:
-                kept_here.append(a)
-                if len(keep) + len(kept_here) == max_keep:
-                    break
-                alive = [x and not o for x, o in zip(alive, overlaps[a])]
+        kept_here = _greedy(list(range(len(block))), (pairwise_iou(boxes[block], boxes[block]) > t_nms).tolist(),
+                            max_keep - len(keep))
         keep.extend(int(block[a]) for a in kept_here)
         if order.size and len(keep) < max_keep:
             order = order[(pairwise_iou(boxes[order], boxes[block[kept_here]]) <= t_nms).all(axis=1)]
     return np.asarray(keep, dtype=np.int64)
+
+
+def _greedy(candidates: list[int], overlaps: list[list[bool]], max_keep: int) -> list[int]:
+    """The greedy walk of NMS over ``candidates`` in order, ``overlaps[a][b]``: candidate a suppresses b (by
+    position in the list). Returns the kept candidates, at most ``max_keep``."""
+    alive = [True] * len(candidates)
+    kept: list[int] = []
+    if max_keep <= 0:
+        return kept
+    for a, candidate in enumerate(candidates):
+        if alive[a]:
+            kept.append(candidate)
+            if len(kept) == max_keep:
+                break
+            alive = [x and not o for x, o in zip(alive, overlaps[a])]
+    return kept
 
 
 @dataclass(frozen=True)
@@ -142,15 +157,13 @@ class CellBoxes:
     """The decoded boxes of N cells, prepared for repeated assignments (docs/grouper.md steps 4 and 4b).
 
     ``boxes`` (4, N) float64 rows x1, y1, x2, y2; ``area`` (N,) as in ``pairwise_iou``; ``chunk_low`` (2, T) the
-    smallest x1, y1 and ``chunk_high`` (2, T) the largest x2, y2 of each run of CHUNK_CELLS consecutive cells.
-    A cell's IoU with a box is > 0 only if the two overlap strictly on both axes (a zero overlap gives a zero
-    intersection), so a chunk whose bounds miss a kept box holds no cell with an IoU > 0 against it. In raster
-    order a kept box's cells then lie in the rows its chunks span."""
+    smallest x1, y1 and ``chunk_high`` (2, T) the largest x2, y2 of each run of CHUNK_CELLS consecutive cells
+    (computed on first use). A cell's IoU with a box is > 0 only if the two overlap strictly on both axes (a zero
+    overlap gives a zero intersection), so a chunk whose bounds miss a kept box holds no cell with an IoU > 0
+    against it. In raster order a kept box's cells then lie in the rows its chunks span."""
 
     boxes: np.ndarray
     area: np.ndarray
-    chunk_low: np.ndarray
-    chunk_high: np.ndarray
 
     @classmethod
     def from_rows(cls, boxes: np.ndarray) -> "CellBoxes":
@@ -158,11 +171,17 @@ class CellBoxes:
         area = np.subtract(boxes[2], boxes[0])
         np.maximum(area, 0, out=area)
         area *= np.maximum(boxes[3] - boxes[1], 0)
-        starts = np.arange(0, boxes.shape[1], CHUNK_CELLS)
-        if starts.size == 0:
-            return cls(boxes, area, np.zeros((2, 0)), np.zeros((2, 0)))
-        return cls(boxes, area, np.minimum.reduceat(boxes[:2], starts, axis=1),
-                   np.maximum.reduceat(boxes[2:], starts, axis=1))
+        return cls(boxes, area)
+
+    @functools.cached_property
+    def chunk_low(self) -> np.ndarray:
+        starts = np.arange(0, self.boxes.shape[1], CHUNK_CELLS)
+        return np.minimum.reduceat(self.boxes[:2], starts, axis=1) if starts.size else np.zeros((2, 0))
+
+    @functools.cached_property
+    def chunk_high(self) -> np.ndarray:
+        starts = np.arange(0, self.boxes.shape[1], CHUNK_CELLS)
+        return np.maximum.reduceat(self.boxes[2:], starts, axis=1) if starts.size else np.zeros((2, 0))
 
 
 def _as_cell_boxes(cell_boxes: np.ndarray | CellBoxes) -> CellBoxes:
@@ -244,37 +263,63 @@ def median_boxes(cell_boxes: np.ndarray | CellBoxes, labels: np.ndarray, count: 
     return medians.T
 
 
-def reassign_cells(cells: CellBoxes, boxes: np.ndarray, guess: np.ndarray, t_iou: float) -> np.ndarray:
-    """``assign_cells`` of ``cells`` against ``boxes`` (K, 4) (pairwise IoUs <= t_nms after NMS, or any), starting
-    from a guessed box per cell (``guess`` (N,) 0-based, -1 = none; a refinement round: the box the cell's own
-    previous box refined into). 1 - IoU is a metric (the Jaccard distance), so a cell whose IoU a with box g
-    exceeds (1 + max_{j != g} IoU(g, j)) / 2 has an IoU < a with every other box: g is its strict argmax and only
-    ``a >= t_iou`` remains to decide (JACCARD_MARGIN covers the rounding of the IoUs, ~1e-15). The other cells go
-    through ``assign_cells``. The labels are exactly those of ``assign_cells``."""
-    n = cells.area.shape[0]
-    if len(boxes) == 0 or n == 0:
+def guess_by_centre(boxes: np.ndarray, cells: CellBoxes, height: int, width: int, stride: float) -> np.ndarray:
+    """A guessed box for each of ``cells``: the number (1-based, 0 = none) of the earliest of ``boxes`` (K, 4)
+    whose central part (half its width and height) holds the centre of the cell's own box, looked up on the
+    (H, W) grid of cells of ``stride`` input pixels (centres outside it count at its border). Only a starting point
+    for ``assign_from_guess``: any guess gives the same labels, a good one saves work."""
+    grid = np.zeros((height, width), np.int32)
+    centre = (boxes[:, :2] + boxes[:, 2:]) / (2 * stride)  # (K, 2) x, y in cells
+    quarter = (boxes[:, 2:] - boxes[:, :2]) / (4 * stride)
+    limits = np.array([width, height], np.float64)
+    first = np.clip(np.floor(centre - quarter), 0, limits).astype(np.int64).tolist()
+    last = np.clip(np.floor(centre + quarter) + 1, 0, limits).astype(np.int64).tolist()
+    for k in range(len(boxes) - 1, -1, -1):  # the earliest box painted last
+        grid[first[k][1]:last[k][1], first[k][0]:last[k][0]] = k + 1
+    at = np.add(cells.boxes[:2], cells.boxes[2:])
+    at *= 0.5 / stride
+    np.clip(at, 0, limits[:, None] - 1, out=at)
+    at = at.astype(np.intp)
+    return np.take(grid, at[1] * width + at[0])
+
+
+def assign_from_guess(cells: CellBoxes, boxes: np.ndarray, guess: np.ndarray, t_iou: float,
+                      box_iou: np.ndarray | None = None) -> np.ndarray:
+    """``assign_cells`` of ``cells`` against ``boxes`` (K, 4), starting from a guessed box per cell (``guess`` (N,)
+    1-based, 0 = none: the box the cell's previous box refined into, or ``guess_by_centre``). ``box_iou``: the (K, K)
+    ``pairwise_iou(boxes, boxes)`` when the caller has it. 1 - IoU is a metric (the Jaccard distance), so a cell
+    whose IoU a with box g exceeds (1 + max_{j != g} IoU(g, j)) / 2 has an IoU < a with every other box: g is its
+    strict argmax and only ``a >= t_iou`` remains to decide (JACCARD_MARGIN covers the rounding of the IoUs,
+    ~1e-15). The other cells go through ``assign_cells``. The labels are exactly those of ``assign_cells``."""
+    n, k = cells.area.shape[0], len(boxes)
+    if k == 0 or n == 0:
         return np.zeros(n, np.int32)
-    others = pairwise_iou(boxes, boxes)
+    others = pairwise_iou(boxes, boxes) if box_iou is None else box_iou.copy()
     np.fill_diagonal(others, 0)
-    settle = (1 + others.max(axis=1)) / 2 + JACCARD_MARGIN
-    g = np.maximum(guess, 0)
-    gx1, gy1, gx2, gy2 = np.take(np.ascontiguousarray(boxes.T), g, axis=1)
-    x1, y1, x2, y2 = cells.boxes
-    iw = np.minimum(x2, gx2)
-    iw -= np.maximum(x1, gx1, out=gx1)
-    np.maximum(iw, 0, out=iw)
-    ih = np.minimum(y2, gy2)
-    ih -= np.maximum(y1, gy1, out=gy1)
-    np.maximum(ih, 0, out=ih)
-    iw *= ih  # intersection
-    box_area = np.maximum(boxes[:, 2] - boxes[:, 0], 0) * np.maximum(boxes[:, 3] - boxes[:, 1], 0)
-    union = np.add(cells.area, box_area[g], out=ih)
-    union -= iw
-    np.maximum(union, np.finfo(np.float64).tiny, out=union)
-    iou = np.divide(iw, union, out=iw)
-    settled = iou > settle[g]
-    settled &= guess >= 0
-    labels = np.where(settled & (iou >= t_iou), g + 1, 0).astype(np.int32)
+    settle = np.empty(k + 1)
+    settle[0] = 2.0  # no guess: never settled (an IoU is <= 1)
+    np.add(others.max(axis=1), 1, out=settle[1:])
+    settle[1:] /= 2
+    settle[1:] += JACCARD_MARGIN
+    table = np.empty((5, k + 1))  # x1, y1, x2, y2, area of each box by guess (guess 0: box 1, never settled)
+    table[:4, 1:] = boxes.T
+    table[:4, 0] = table[:4, 1]
+    table[4] = np.maximum(table[2] - table[0], 0) * np.maximum(table[3] - table[1], 0)
+    guessed = np.take(table, guess, axis=1)
+    overlap = np.minimum(cells.boxes[2:], guessed[2:4])  # (2, N): x and y extents of the intersections
+    overlap -= np.maximum(cells.boxes[:2], guessed[:2], out=guessed[:2])
+    np.maximum(overlap, 0, out=overlap)
+    iou = np.multiply(overlap[0], overlap[1], out=guessed[0])  # intersection
+    union = np.add(cells.area, guessed[4], out=guessed[4])
+    union -= iou
+    if not table[4].min() >= 1e-300:  # else union >= box area * (1 - 2^-52) > 0 (see assign_cells)
+        np.maximum(union, np.finfo(np.float64).tiny, out=union)
+    iou /= union
+    settled = iou > np.take(settle, guess)
+    if t_iou <= settle[1:].min():  # a settled IoU is then >= t_iou
+        labels = np.multiply(guess, settled, dtype=np.int32)
+    else:
+        labels = np.where(settled & (iou >= t_iou), guess, 0).astype(np.int32)
     rest = np.flatnonzero(~settled)
     if rest.size:
         labels[rest] = assign_cells(np.take(cells.boxes, rest, axis=1), boxes, t_iou)
@@ -285,16 +330,18 @@ def refine_round(cell_boxes: np.ndarray | CellBoxes, labels: np.ndarray, count: 
                  t_iou: float) -> tuple[np.ndarray, np.ndarray]:
     """One refinement round (docs/grouper.md, "Refine"): the median box of each of the ``count`` boxes' cells,
     boxes without cells dropped, duplicates removed by NMS scored by cell count, the survivors in their previous
-    order, cells assigned again (``reassign_cells``, each starting from its own refined box). Returns (boxes
+    order, cells assigned again (``assign_from_guess``, each starting from its own refined box). Returns (boxes
     (K', 4) float64, labels of the cells against them)."""
     cells = _as_cell_boxes(cell_boxes)
     counts = np.bincount(labels, minlength=count + 1)[1:]
     present = np.flatnonzero(counts)
     medians = median_boxes(cells, labels, count)[present]
-    kept = np.sort(nms(medians, counts[present].astype(np.float64), t_nms, len(present)))
-    refined_into = np.full(count + 1, -1)  # previous label -> number (0-based) of its surviving refined box
-    refined_into[present[kept] + 1] = np.arange(len(kept))
-    return medians[kept], reassign_cells(cells, medians[kept], refined_into[labels], t_iou)
+    median_iou = pairwise_iou(medians, medians)
+    kept = np.sort(nms(medians, counts[present], t_nms, len(present), median_iou))
+    refined_into = np.zeros(count + 1, np.int32)  # previous label -> number (1-based) of its surviving refined box
+    refined_into[present[kept] + 1] = np.arange(1, len(kept) + 1)
+    return medians[kept], assign_from_guess(cells, medians[kept], refined_into[labels], t_iou,
+                                            median_iou[np.ix_(kept, kept)])
 
 
 def group(prob: np.ndarray, offsets: np.ndarray, stride: float, config: GrouperConfig = GrouperConfig()) -> Instances:
@@ -311,12 +358,18 @@ def group(prob: np.ndarray, offsets: np.ndarray, stride: float, config: GrouperC
     peaks = find_peaks(prob, config.t_c)
     if peaks.size == 0:
         return empty
-    peak_boxes = _decode_cells(offsets, peaks, w, stride, config.anchor).T
-    kept_boxes = peak_boxes[nms(peak_boxes, flat_prob[peaks], config.t_nms, config.max_instances)]
-
     person = np.flatnonzero(flat_prob >= np.float64(config.t_fg))
     cells = CellBoxes.from_rows(_decode_cells(offsets, person, w, stride, config.anchor))
-    person_labels = assign_cells(cells, kept_boxes, config.t_iou)
+    if config.t_c >= config.t_fg:  # every peak is a person cell: its box is decoded already
+        peak_boxes = cells.boxes[:, np.searchsorted(person, peaks)].T
+    else:
+        peak_boxes = _decode_cells(offsets, peaks, w, stride, config.anchor).T
+    peak_iou = pairwise_iou(peak_boxes, peak_boxes) if peaks.size <= NMS_BLOCK else None
+    keep = nms(peak_boxes, flat_prob[peaks], config.t_nms, config.max_instances, peak_iou)
+    kept_boxes = peak_boxes[keep]
+
+    person_labels = assign_from_guess(cells, kept_boxes, guess_by_centre(kept_boxes, cells, h, w, stride),
+                                      config.t_iou, None if peak_iou is None else peak_iou[np.ix_(keep, keep)])
     if config.mode == "refine":
         for _ in range(config.refine_rounds):
             kept_boxes, person_labels = refine_round(cells, person_labels, len(kept_boxes), config.t_nms,
