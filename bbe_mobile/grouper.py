@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bbe_mobile.boxes import Anchor, decode_boxes, pairwise_iou
+from bbe_mobile.boxes import Anchor, decode_rows, pairwise_iou
 
 GROUPER_MODES = ("paper", "refine")
 NMS_BLOCK = 64  # candidates whose pairwise IoUs one NMS step computes at once
@@ -95,12 +95,19 @@ def _check_inputs(prob: np.ndarray, offsets: np.ndarray, stride: float) -> tuple
 def _decode_cells(offsets: np.ndarray, cells: np.ndarray, width: int, stride: float, anchor: Anchor) -> np.ndarray:
     """Decoded boxes of the flat cell indices ``cells`` of a float32 (H, W, 4) offsets map, coordinate-major:
     (4, N) float64 rows x1, y1, x2, y2 (float32 offsets widened exactly, docs/grouper.md step 1)."""
-    rows, cols = np.divmod(cells, width)
+    centres = np.array(np.divmod(cells, width)[::-1], np.float64)  # (2, N) column, row
+    centres += 0.5
+    centres *= stride
     # one 16-byte gather per cell (a (N, 4) float32 row gather is ~10x slower), then float64 rows
     gathered = offsets.reshape(-1, 4).view(np.complex128)[:, 0][cells].view(np.float32).reshape(-1, 4)
-    rows_first = np.ascontiguousarray(gathered.T, dtype=np.float64)
-    boxes = decode_boxes(rows_first.T, (cols + 0.5) * stride, (rows + 0.5) * stride, anchor)
-    return np.ascontiguousarray(boxes.T)
+    return decode_rows(np.ascontiguousarray(gathered.T, dtype=np.float64), centres, anchor)
+
+
+def float32_threshold(t: float) -> np.float32:
+    """The smallest float32 >= ``t`` (a float64): for a float32 p, ``p >= t`` exactly when ``p >= float32_threshold(t)``
+    (comparing float32 arrays to a float32 scalar avoids widening them)."""
+    low = np.float32(t)
+    return low if np.float64(low) >= t else np.nextafter(low, np.float32(np.inf))
 
 
 def find_peaks(prob: np.ndarray, t_c: float) -> np.ndarray:
@@ -112,7 +119,10 @@ def find_peaks(prob: np.ndarray, t_c: float) -> np.ndarray:
     rows = window.copy()
     np.maximum(window[1:], rows[:-1], out=window[1:])
     np.maximum(window[:-1], rows[1:], out=window[:-1])
-    return np.flatnonzero((prob >= np.float64(t_c)) & (prob >= window))
+    if prob.dtype != np.float32:
+        return np.flatnonzero((prob >= np.float64(t_c)) & (prob >= window))
+    np.maximum(window, float32_threshold(t_c), out=window)  # p >= max(window, t_c): p >= window and p >= t_c
+    return np.flatnonzero(prob >= window)
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, t_nms: float, max_keep: int,
@@ -123,8 +133,7 @@ def nms(boxes: np.ndarray, scores: np.ndarray, t_nms: float, max_keep: int,
     the block's pairwise IoUs at once, then the rest filtered by the block's kept boxes."""
     order = np.argsort(-np.asarray(scores, np.float64), kind="stable")
     if box_iou is not None:
-        return np.asarray(_greedy(order.tolist(), (box_iou[np.ix_(order, order)] > t_nms).tolist(), max_keep),
-                          dtype=np.int64)
+        return np.asarray(_greedy(order.tolist(), (box_iou > t_nms).tolist(), max_keep), dtype=np.int64)
     keep: list[int] = []
     while order.size and len(keep) < max_keep:
         block, order = order[:NMS_BLOCK], order[NMS_BLOCK:]
@@ -137,18 +146,18 @@ def nms(boxes: np.ndarray, scores: np.ndarray, t_nms: float, max_keep: int,
 
 
 def _greedy(candidates: list[int], overlaps: list[list[bool]], max_keep: int) -> list[int]:
-    """The greedy walk of NMS over ``candidates`` in order, ``overlaps[a][b]``: candidate a suppresses b (by
-    position in the list). Returns the kept candidates, at most ``max_keep``."""
-    alive = [True] * len(candidates)
+    """The greedy walk of NMS over ``candidates`` (numbers 0..n-1) in order; ``overlaps[a][b]``: candidate a
+    suppresses candidate b. Returns the kept candidates, at most ``max_keep``."""
+    suppressed = [False] * len(overlaps)
     kept: list[int] = []
     if max_keep <= 0:
         return kept
-    for a, candidate in enumerate(candidates):
-        if alive[a]:
-            kept.append(candidate)
+    for a in candidates:
+        if not suppressed[a]:
+            kept.append(a)
             if len(kept) == max_keep:
                 break
-            alive = [x and not o for x, o in zip(alive, overlaps[a])]
+            suppressed = [x or o for x, o in zip(suppressed, overlaps[a])]
     return kept
 
 
@@ -278,9 +287,12 @@ def guess_by_centre(boxes: np.ndarray, cells: CellBoxes, height: int, width: int
         grid[first[k][1]:last[k][1], first[k][0]:last[k][0]] = k + 1
     at = np.add(cells.boxes[:2], cells.boxes[2:])
     at *= 0.5 / stride
-    np.clip(at, 0, limits[:, None] - 1, out=at)
+    np.maximum(at, 0, out=at)
+    np.minimum(at, limits[:, None] - 1, out=at)
     at = at.astype(np.intp)
-    return np.take(grid, at[1] * width + at[0])
+    at[1] *= width
+    at[1] += at[0]
+    return np.take(grid, at[1])
 
 
 def assign_from_guess(cells: CellBoxes, boxes: np.ndarray, guess: np.ndarray, t_iou: float,
@@ -320,8 +332,8 @@ def assign_from_guess(cells: CellBoxes, boxes: np.ndarray, guess: np.ndarray, t_
         labels = np.multiply(guess, settled, dtype=np.int32)
     else:
         labels = np.where(settled & (iou >= t_iou), guess, 0).astype(np.int32)
-    rest = np.flatnonzero(~settled)
-    if rest.size:
+    if not settled.all():
+        rest = np.flatnonzero(~settled)
         labels[rest] = assign_cells(np.take(cells.boxes, rest, axis=1), boxes, t_iou)
     return labels
 
@@ -344,21 +356,31 @@ def refine_round(cell_boxes: np.ndarray | CellBoxes, labels: np.ndarray, count: 
                                             median_iou[np.ix_(kept, kept)])
 
 
+@functools.lru_cache(maxsize=32)
+def _validate_once(config: GrouperConfig, field_types: tuple[type, ...]) -> None:
+    """``config.validate()``, remembered for valid configs (frozen, so they stay valid); errors are not cached.
+    Keyed by the field types too: an equal config of other types (``True`` for ``1``, ``2.0`` for ``2``) may be
+    invalid."""
+    config.validate()
+
+
 def group(prob: np.ndarray, offsets: np.ndarray, stride: float, config: GrouperConfig = GrouperConfig()) -> Instances:
     """Group a probability map ``prob`` (H, W) and box offsets ``offsets`` (H, W, 4) (dx, dy, dw, dh) at
     ``stride`` input pixels per cell into person instances (``docs/grouper.md``, mode ``config.mode``)."""
-    config.validate()
+    try:
+        _validate_once(config, tuple(map(type, vars(config).values())))
+    except TypeError:  # an unhashable field: validate (and fail) without the cache
+        config.validate()
     prob, offsets = _check_inputs(prob, offsets, stride)
     h, w = prob.shape
-    empty = Instances(np.zeros((h, w), np.int32), np.zeros((0, 4), np.float32), np.zeros((0,), np.float32))
     if h == 0 or w == 0:
-        return empty
+        return _no_instances(h, w)
 
     flat_prob = prob.ravel()
     peaks = find_peaks(prob, config.t_c)
     if peaks.size == 0:
-        return empty
-    person = np.flatnonzero(flat_prob >= np.float64(config.t_fg))
+        return _no_instances(h, w)
+    person = np.flatnonzero(flat_prob >= float32_threshold(config.t_fg))
     cells = CellBoxes.from_rows(_decode_cells(offsets, person, w, stride, config.anchor))
     if config.t_c >= config.t_fg:  # every peak is a person cell: its box is decoded already
         peak_boxes = cells.boxes[:, np.searchsorted(person, peaks)].T
@@ -378,16 +400,22 @@ def group(prob: np.ndarray, offsets: np.ndarray, stride: float, config: GrouperC
     counts = np.bincount(person_labels, minlength=len(kept_boxes) + 1)[1:]
     sums = np.bincount(person_labels, weights=flat_prob[person], minlength=len(kept_boxes) + 1)[1:]
     present = counts > 0
+    labels = np.zeros(h * w, np.int32)
+    if present.all():
+        labels[person] = person_labels
+        return Instances(labels.reshape(h, w), kept_boxes.astype(np.float32), (sums / counts).astype(np.float32))
     renumber = np.zeros(len(kept_boxes) + 1, np.int32)
     renumber[1:][present] = np.arange(1, int(present.sum()) + 1, dtype=np.int32)
-
-    labels = np.zeros(h * w, np.int32)
     labels[person] = renumber[person_labels]
     return Instances(
         labels.reshape(h, w),
         kept_boxes[present].astype(np.float32),
         (sums[present] / counts[present]).astype(np.float32),
     )
+
+
+def _no_instances(height: int, width: int) -> Instances:
+    return Instances(np.zeros((height, width), np.int32), np.zeros((0, 4), np.float32), np.zeros((0,), np.float32))
 
 
 def boxes_to_image(boxes: np.ndarray, scale: float, image_hw: tuple[int, int]) -> np.ndarray:
