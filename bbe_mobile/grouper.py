@@ -81,7 +81,7 @@ def _check_inputs(prob: np.ndarray, offsets: np.ndarray, stride: float) -> tuple
         raise ValueError(f"offsets must be (H, W, 4) = {prob.shape + (4,)}, got shape {offsets.shape}")
     checked = []
     for name, array in (("prob", prob), ("offsets", offsets)):
-        if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
+        if array.dtype.kind not in "fiu":  # floating or integer
             raise ValueError(f"{name} must be a float array, got dtype {array.dtype}")
         array = np.ascontiguousarray(array, dtype=np.float32)
         if not np.isfinite(array).all():
@@ -113,12 +113,16 @@ def float32_threshold(t: float) -> np.float32:
 def find_peaks(prob: np.ndarray, t_c: float) -> np.ndarray:
     """Flat raster indices of cells with p >= t_c and p >= each in-map 8-neighbour, ascending. ``prob`` may be
     float32: the comparisons are exact (t_c is compared in float64)."""
-    window = prob.copy()  # 3x3 maximum over in-map cells: rows, then columns
-    np.maximum(window[:, 1:], prob[:, :-1], out=window[:, 1:])
-    np.maximum(window[:, :-1], prob[:, 1:], out=window[:, :-1])
-    rows = window.copy()
+    # 3x3 maximum over in-map cells: along rows (max of each cell and its right neighbour, then of that and the
+    # left neighbour), then the same along columns
+    rows = np.empty_like(prob)
+    np.maximum(prob[:, :-1], prob[:, 1:], out=rows[:, :-1])
+    rows[:, -1] = prob[:, -1]
+    np.maximum(rows[:, 1:], prob[:, :-1], out=rows[:, 1:])
+    window = np.empty_like(prob)
+    np.maximum(rows[:-1], rows[1:], out=window[:-1])
+    window[-1] = rows[-1]
     np.maximum(window[1:], rows[:-1], out=window[1:])
-    np.maximum(window[:-1], rows[1:], out=window[:-1])
     if prob.dtype != np.float32:
         return np.flatnonzero((prob >= np.float64(t_c)) & (prob >= window))
     np.maximum(window, float32_threshold(t_c), out=window)  # p >= max(window, t_c): p >= window and p >= t_c
@@ -177,10 +181,9 @@ class CellBoxes:
     @classmethod
     def from_rows(cls, boxes: np.ndarray) -> "CellBoxes":
         boxes = np.ascontiguousarray(boxes, dtype=np.float64)
-        area = np.subtract(boxes[2], boxes[0])
-        np.maximum(area, 0, out=area)
-        area *= np.maximum(boxes[3] - boxes[1], 0)
-        return cls(boxes, area)
+        size = np.subtract(boxes[2:], boxes[:2])  # width, height
+        np.maximum(size, 0, out=size)
+        return cls(boxes, np.multiply(size[0], size[1]))
 
     @functools.cached_property
     def chunk_low(self) -> np.ndarray:
@@ -308,15 +311,16 @@ def assign_from_guess(cells: CellBoxes, boxes: np.ndarray, guess: np.ndarray, t_
         return np.zeros(n, np.int32)
     others = pairwise_iou(boxes, boxes) if box_iou is None else box_iou.copy()
     np.fill_diagonal(others, 0)
-    settle = np.empty(k + 1)
-    settle[0] = 2.0  # no guess: never settled (an IoU is <= 1)
+    # per guess (0: none, 1..k): x1, y1, x2, y2, area of the box and the IoU above which a cell settles on it
+    table = np.empty((6, k + 1))
+    table[:4, 1:] = boxes.T
+    table[:4, 0] = table[:4, 1]  # no guess: any box, never settled (an IoU is <= 1)
+    table[4] = np.maximum(table[2] - table[0], 0) * np.maximum(table[3] - table[1], 0)
+    settle = table[5]
+    settle[0] = 2.0
     np.add(others.max(axis=1), 1, out=settle[1:])
     settle[1:] /= 2
     settle[1:] += JACCARD_MARGIN
-    table = np.empty((5, k + 1))  # x1, y1, x2, y2, area of each box by guess (guess 0: box 1, never settled)
-    table[:4, 1:] = boxes.T
-    table[:4, 0] = table[:4, 1]
-    table[4] = np.maximum(table[2] - table[0], 0) * np.maximum(table[3] - table[1], 0)
     guessed = np.take(table, guess, axis=1)
     overlap = np.minimum(cells.boxes[2:], guessed[2:4])  # (2, N): x and y extents of the intersections
     overlap -= np.maximum(cells.boxes[:2], guessed[:2], out=guessed[:2])
@@ -327,7 +331,7 @@ def assign_from_guess(cells: CellBoxes, boxes: np.ndarray, guess: np.ndarray, t_
     if not table[4].min() >= 1e-300:  # else union >= box area * (1 - 2^-52) > 0 (see assign_cells)
         np.maximum(union, np.finfo(np.float64).tiny, out=union)
     iou /= union
-    settled = iou > np.take(settle, guess)
+    settled = iou > guessed[5]
     if t_iou <= settle[1:].min():  # a settled IoU is then >= t_iou
         labels = np.multiply(guess, settled, dtype=np.int32)
     else:
