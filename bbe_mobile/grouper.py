@@ -2,7 +2,9 @@
 
 Cost: O(H·W) for the peaks, O(Nc·K) for NMS (K <= max_instances kept), O(Np·K) for each assignment of the Np
 person cells (each kept box only visits the cells that can overlap it), O(Np) for the medians of a refinement
-round (np.partition). Only the person cells are decoded.
+round (np.partition). Only the person cells are decoded. Each assignment first tries one guessed box per cell and
+keeps it when the Jaccard bound proves it the strict maximum (``assign_from_guess``): on well separated people
+that is one IoU per cell, and only the other cells pay for the full O(K) pass.
 """
 from __future__ import annotations
 
