@@ -280,8 +280,8 @@ def median_boxes(cell_boxes: np.ndarray | CellBoxes, labels: np.ndarray, count: 
 def guess_by_centre(boxes: np.ndarray, cells: CellBoxes, height: int, width: int, stride: float) -> np.ndarray:
     """A guessed box for each of ``cells``: the number (1-based, 0 = none) of the earliest of ``boxes`` (K, 4)
     whose central part (half its width and height) holds the centre of the cell's own box, looked up on the
-    (H, W) grid of cells of ``stride`` input pixels (centres outside it count at its border). Only a starting point
-    for ``assign_from_guess``: any guess gives the same labels, a good one saves work."""
+    (H, W) grid of cells of ``stride`` input pixels. Only a starting point for ``assign_from_guess``: any guess gives
+    the same labels, a good one saves work."""
     grid = np.zeros((height, width), np.int32)
     centre = (boxes[:, :2] + boxes[:, 2:]) / (2 * stride)  # (K, 2) x, y in cells
     quarter = (boxes[:, 2:] - boxes[:, :2]) / (4 * stride)
@@ -292,12 +292,11 @@ def guess_by_centre(boxes: np.ndarray, cells: CellBoxes, height: int, width: int
         grid[first[k][1]:last[k][1], first[k][0]:last[k][0]] = k + 1
     at = np.add(cells.boxes[:2], cells.boxes[2:])
     at *= 0.5 / stride
-    np.maximum(at, 0, out=at)
-    np.minimum(at, limits[:, None] - 1, out=at)
-    at = at.astype(np.intp)
+    with np.errstate(invalid="ignore"):  # a centre outside the map gives some cell, even past 2^63: a worse guess
+        at = at.astype(np.intp)
     at[1] *= width
     at[1] += at[0]
-    return np.take(grid, at[1])
+    return np.take(grid, at[1], mode="clip")
 
 
 def assign_from_guess(cells: CellBoxes, boxes: np.ndarray, guess: np.ndarray, t_iou: float,
