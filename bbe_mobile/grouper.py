@@ -20,6 +20,7 @@ GROUPER_MODES = ("paper", "refine")
 NMS_BLOCK = 64  # candidates whose pairwise IoUs one NMS step computes at once
 JACCARD_MARGIN = 1e-9  # slack of the settling test of ``reassign_cells`` (IoU rounding errors are ~1e-15)
 CHUNK_CELLS = 16  # consecutive person cells (raster order) that share one bounding test in the assignment
+GUESS_MIN_BOXES = 3  # fewer boxes: the plain assignment is cheaper than trying a guess first
 
 
 @dataclass(frozen=True)
@@ -171,9 +172,9 @@ def _greedy(candidates: list[int], overlaps: list[list[bool]], max_keep: int) ->
 class CellBoxes:
     """The decoded boxes of N cells, prepared for repeated assignments (docs/grouper.md steps 4 and 4b).
 
-    ``boxes`` (4, N) float64 rows x1, y1, x2, y2; ``area`` (N,) as in ``pairwise_iou``; ``chunk_low`` (2, T) the
-    smallest x1, y1 and ``chunk_high`` (2, T) the largest x2, y2 of each run of CHUNK_CELLS consecutive cells
-    (computed on first use). A cell's IoU with a box is > 0 only if the two overlap strictly on both axes (a zero
+    ``boxes`` (4, N) float64 rows x1, y1, x2, y2; ``area`` (N,) as in ``pairwise_iou``; ``chunk_bounds`` (computed
+    on first use): ``chunk_low`` (2, T) the smallest x1, y1 and ``chunk_high`` (2, T) the largest x2, y2 of each run
+    of CHUNK_CELLS consecutive cells. A cell's IoU with a box is > 0 only if the two overlap strictly on both axes (a zero
     overlap gives a zero intersection), so a chunk whose bounds miss a kept box holds no cell with an IoU > 0
     against it. In raster order a kept box's cells then lie in the rows its chunks span."""
 
@@ -188,14 +189,12 @@ class CellBoxes:
         return cls(boxes, np.multiply(size[0], size[1]))
 
     @functools.cached_property
-    def chunk_low(self) -> np.ndarray:
+    def chunk_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """(``chunk_low``, ``chunk_high``)."""
         starts = np.arange(0, self.boxes.shape[1], CHUNK_CELLS)
-        return np.minimum.reduceat(self.boxes[:2], starts, axis=1) if starts.size else np.zeros((2, 0))
-
-    @functools.cached_property
-    def chunk_high(self) -> np.ndarray:
-        starts = np.arange(0, self.boxes.shape[1], CHUNK_CELLS)
-        return np.maximum.reduceat(self.boxes[2:], starts, axis=1) if starts.size else np.zeros((2, 0))
+        if starts.size == 0:
+            return np.zeros((2, 0)), np.zeros((2, 0))
+        return np.minimum.reduceat(self.boxes[:2], starts, axis=1), np.maximum.reduceat(self.boxes[2:], starts, axis=1)
 
 
 def _as_cell_boxes(cell_boxes: np.ndarray | CellBoxes) -> CellBoxes:
@@ -208,8 +207,9 @@ def _candidate_ranges(cells: CellBoxes, kept: np.ndarray, t_iou: float) -> list[
     n = cells.area.shape[0]
     if t_iou <= 0 or n == 0:
         return [(0, n)] * len(kept)
-    hits = (cells.chunk_high > kept[:, :2, None]).all(axis=1)  # (K, T): x2 > kx1 and y2 > ky1 somewhere
-    hits &= (cells.chunk_low < kept[:, 2:, None]).all(axis=1)  # and x1 < kx2 and y1 < ky2
+    chunk_low, chunk_high = cells.chunk_bounds
+    hits = (chunk_high > kept[:, :2, None]).all(axis=1)  # (K, T): x2 > kx1 and y2 > ky1 somewhere
+    hits &= (chunk_low < kept[:, 2:, None]).all(axis=1)  # and x1 < kx2 and y1 < ky2
     first = hits.argmax(axis=1)
     last = hits.shape[1] - hits[:, ::-1].argmax(axis=1)
     found = hits[np.arange(len(kept)), first]
@@ -310,6 +310,8 @@ def assign_from_guess(cells: CellBoxes, boxes: np.ndarray, guess: np.ndarray, t_
     n, k = cells.area.shape[0], len(boxes)
     if k == 0 or n == 0:
         return np.zeros(n, np.int32)
+    if k < GUESS_MIN_BOXES:
+        return assign_cells(cells, boxes, t_iou)
     others = pairwise_iou(boxes, boxes) if box_iou is None else box_iou.copy()
     np.fill_diagonal(others, 0)
     # per guess (0: none, 1..k): x1, y1, x2, y2, area of the box and the IoU above which a cell settles on it
