@@ -35,20 +35,25 @@ def anchor_centers(height: int, width: int, stride: float) -> tuple[np.ndarray, 
 def decode_boxes(offsets: np.ndarray, cx: np.ndarray, cy: np.ndarray, anchor: Anchor = Anchor()) -> np.ndarray:
     """Offsets ``(..., 4)`` (dx, dy, dw, dh) at anchor centres ``cx, cy`` (...) -> boxes ``(..., 4)`` float64."""
     o = np.asarray(offsets, dtype=np.float64)
+    centres = np.stack(np.broadcast_arrays(np.asarray(cx, np.float64), np.asarray(cy, np.float64), o[..., 0])[:2])
+    return np.moveaxis(decode_rows(np.moveaxis(o, -1, 0), centres, anchor), 0, -1)
+
+
+def decode_rows(offsets: np.ndarray, centres: np.ndarray, anchor: Anchor = Anchor()) -> np.ndarray:
+    """Coordinate-major ``decode_boxes``: offsets ``(4, ...)`` rows dx, dy, dw, dh and anchor centres ``(2, ...)``
+    rows cx, cy -> boxes ``(4, ...)`` float64 rows x1, y1, x2, y2 (docs/grouper.md step 1)."""
+    o = np.asarray(offsets, dtype=np.float64)
     m = anchor.max_log_scale
-    half_w = np.exp(np.minimum(np.maximum(o[..., 2], -m), m))
-    half_w *= anchor.w / 2
-    half_h = np.exp(np.minimum(np.maximum(o[..., 3], -m), m))
-    half_h *= anchor.h / 2
-    bx = o[..., 0] * anchor.w
-    bx += cx
-    by = o[..., 1] * anchor.h
-    by += cy
-    boxes = np.empty_like(o)  # the layout of the offsets: coordinate-major input gives coordinate-major rows
-    np.subtract(bx, half_w, out=boxes[..., 0])
-    np.subtract(by, half_h, out=boxes[..., 1])
-    np.add(bx, half_w, out=boxes[..., 2])
-    np.add(by, half_h, out=boxes[..., 3])
+    column = (-1,) + (1,) * (o.ndim - 1)
+    half = np.maximum(o[2:], -m)  # half width, half height
+    np.minimum(half, m, out=half)
+    np.exp(half, out=half)
+    half *= np.array([anchor.w / 2, anchor.h / 2]).reshape(column)
+    centre = o[:2] * np.array([anchor.w, anchor.h]).reshape(column)
+    centre += centres
+    boxes = np.empty((4,) + o.shape[1:])
+    np.subtract(centre, half, out=boxes[:2])
+    np.add(centre, half, out=boxes[2:])
     return boxes
 
 
@@ -75,16 +80,13 @@ def pairwise_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     transposed."""
     a = np.asarray(a, dtype=np.float64).T.copy()  # (4, N) contiguous rows
     b = np.asarray(b, dtype=np.float64)[:, :, None]  # (M, 4, 1)
-    iw = np.minimum(b[:, 2], a[2])
-    iw -= np.maximum(b[:, 0], a[0])
-    np.maximum(iw, 0, out=iw)
-    ih = np.minimum(b[:, 3], a[3])
-    ih -= np.maximum(b[:, 1], a[1])
-    np.maximum(ih, 0, out=ih)
-    inter = iw
-    inter *= ih
-    area_a = np.maximum(a[2] - a[0], 0) * np.maximum(a[3] - a[1], 0)
-    union = box_area(b[:, :, 0])[:, None] + area_a
+    extent = np.minimum(b[:, 2:], a[2:])  # (M, 2, N): width and height of the intersections
+    extent -= np.maximum(b[:, :2], a[:2])
+    np.maximum(extent, 0, out=extent)
+    inter = np.multiply(extent[:, 0], extent[:, 1])
+    size_a = np.maximum(a[2:] - a[:2], 0)
+    size_b = np.maximum(b[:, 2:, 0] - b[:, :2, 0], 0)
+    union = np.add((size_b[:, 0] * size_b[:, 1])[:, None], size_a[0] * size_a[1])
     union -= inter
     # a zero union means zero areas, so inter is 0 and the IoU 0 (a masked divide is several times slower)
     np.maximum(union, np.finfo(np.float64).tiny, out=union)

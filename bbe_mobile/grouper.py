@@ -2,21 +2,25 @@
 
 Cost: O(H·W) for the peaks, O(Nc·K) for NMS (K <= max_instances kept), O(Np·K) for each assignment of the Np
 person cells (each kept box only visits the cells that can overlap it), O(Np) for the medians of a refinement
-round (np.partition). Only the person cells are decoded.
+round (np.partition). Only the person cells are decoded. Each assignment first tries one guessed box per cell and
+keeps it when the Jaccard bound proves it the strict maximum (``assign_from_guess``): on well separated people
+that is one IoU per cell, and only the other cells pay for the full O(K) pass.
 """
 from __future__ import annotations
 
+import functools
 import numbers
 from dataclasses import dataclass
 
 import numpy as np
 
-from bbe_mobile.boxes import Anchor, decode_boxes, pairwise_iou
+from bbe_mobile.boxes import Anchor, decode_rows, pairwise_iou
 
 GROUPER_MODES = ("paper", "refine")
 NMS_BLOCK = 64  # candidates whose pairwise IoUs one NMS step computes at once
 JACCARD_MARGIN = 1e-9  # slack of the settling test of ``reassign_cells`` (IoU rounding errors are ~1e-15)
 CHUNK_CELLS = 16  # consecutive person cells (raster order) that share one bounding test in the assignment
+GUESS_MIN_BOXES = 3  # fewer boxes: the plain assignment is cheaper than trying a guess first
 
 
 @dataclass(frozen=True)
@@ -80,7 +84,7 @@ def _check_inputs(prob: np.ndarray, offsets: np.ndarray, stride: float) -> tuple
         raise ValueError(f"offsets must be (H, W, 4) = {prob.shape + (4,)}, got shape {offsets.shape}")
     checked = []
     for name, array in (("prob", prob), ("offsets", offsets)):
-        if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
+        if array.dtype.kind not in "fiu":  # floating or integer
             raise ValueError(f"{name} must be a float array, got dtype {array.dtype}")
         array = np.ascontiguousarray(array, dtype=np.float32)
         if not np.isfinite(array).all():
@@ -94,75 +98,103 @@ def _check_inputs(prob: np.ndarray, offsets: np.ndarray, stride: float) -> tuple
 def _decode_cells(offsets: np.ndarray, cells: np.ndarray, width: int, stride: float, anchor: Anchor) -> np.ndarray:
     """Decoded boxes of the flat cell indices ``cells`` of a float32 (H, W, 4) offsets map, coordinate-major:
     (4, N) float64 rows x1, y1, x2, y2 (float32 offsets widened exactly, docs/grouper.md step 1)."""
-    rows, cols = np.divmod(cells, width)
+    centres = np.array(np.divmod(cells, width)[::-1], np.float64)  # (2, N) column, row
+    centres += 0.5
+    centres *= stride
     # one 16-byte gather per cell (a (N, 4) float32 row gather is ~10x slower), then float64 rows
     gathered = offsets.reshape(-1, 4).view(np.complex128)[:, 0][cells].view(np.float32).reshape(-1, 4)
-    rows_first = np.ascontiguousarray(gathered.T, dtype=np.float64)
-    boxes = decode_boxes(rows_first.T, (cols + 0.5) * stride, (rows + 0.5) * stride, anchor)
-    return np.ascontiguousarray(boxes.T)
+    return decode_rows(np.ascontiguousarray(gathered.T, dtype=np.float64), centres, anchor)
+
+
+def float32_threshold(t: float) -> np.float32:
+    """The smallest float32 >= ``t`` (a float64): for a float32 p, ``p >= t`` exactly when ``p >= float32_threshold(t)``
+    (comparing float32 arrays to a float32 scalar avoids widening them)."""
+    low = np.float32(t)
+    return low if np.float64(low) >= t else np.nextafter(low, np.float32(np.inf))
 
 
 def find_peaks(prob: np.ndarray, t_c: float) -> np.ndarray:
     """Flat raster indices of cells with p >= t_c and p >= each in-map 8-neighbour, ascending. ``prob`` may be
     float32: the comparisons are exact (t_c is compared in float64)."""
-    window = prob.copy()  # 3x3 maximum over in-map cells: rows, then columns
-    np.maximum(window[:, 1:], prob[:, :-1], out=window[:, 1:])
-    np.maximum(window[:, :-1], prob[:, 1:], out=window[:, :-1])
-    rows = window.copy()
+    # 3x3 maximum over in-map cells: along rows (max of each cell and its right neighbour, then of that and the
+    # left neighbour), then the same along columns
+    rows = np.empty_like(prob)
+    np.maximum(prob[:, :-1], prob[:, 1:], out=rows[:, :-1])
+    rows[:, -1] = prob[:, -1]
+    np.maximum(rows[:, 1:], prob[:, :-1], out=rows[:, 1:])
+    window = np.empty_like(prob)
+    np.maximum(rows[:-1], rows[1:], out=window[:-1])
+    window[-1] = rows[-1]
     np.maximum(window[1:], rows[:-1], out=window[1:])
-    np.maximum(window[:-1], rows[1:], out=window[:-1])
-    return np.flatnonzero((prob >= np.float64(t_c)) & (prob >= window))
+    if prob.dtype != np.float32:
+        return np.flatnonzero((prob >= np.float64(t_c)) & (prob >= window))
+    np.maximum(window, float32_threshold(t_c), out=window)  # p >= max(window, t_c): p >= window and p >= t_c
+    return np.flatnonzero(prob >= window)
 
 
-def nms(boxes: np.ndarray, scores: np.ndarray, t_nms: float, max_keep: int) -> np.ndarray:
+def nms(boxes: np.ndarray, scores: np.ndarray, t_nms: float, max_keep: int,
+        box_iou: np.ndarray | None = None) -> np.ndarray:
     """Greedy NMS: positions into ``boxes`` (N, 4) that are kept, in keep order. Scores descending, ties by
-    position ascending; a box is suppressed by an IoU > t_nms with a kept box. Works on blocks of NMS_BLOCK
-    candidates: the block's pairwise IoUs at once, then the rest filtered by the block's kept boxes."""
+    position ascending; a box is suppressed by an IoU > t_nms with a kept box. ``box_iou``: the (N, N)
+    ``pairwise_iou(boxes, boxes)`` when the caller has it. Without it, works on blocks of NMS_BLOCK candidates:
+    the block's pairwise IoUs at once, then the rest filtered by the block's kept boxes."""
     order = np.argsort(-np.asarray(scores, np.float64), kind="stable")
+    if box_iou is not None:
+        return np.asarray(_greedy(order.tolist(), (box_iou > t_nms).tolist(), max_keep), dtype=np.int64)
     keep: list[int] = []
     while order.size and len(keep) < max_keep:
         block, order = order[:NMS_BLOCK], order[NMS_BLOCK:]
-        overlaps = (pairwise_iou(boxes[block], boxes[block]) > t_nms).tolist()
-        alive = [True] * len(block)
-        kept_here = []
-        for a in range(len(block)):
-            if alive[a]:
-                kept_here.append(a)
-                if len(keep) + len(kept_here) == max_keep:
-                    break
-                alive = [x and not o for x, o in zip(alive, overlaps[a])]
+        kept_here = _greedy(list(range(len(block))), (pairwise_iou(boxes[block], boxes[block]) > t_nms).tolist(),
+                            max_keep - len(keep))
         keep.extend(int(block[a]) for a in kept_here)
         if order.size and len(keep) < max_keep:
             order = order[(pairwise_iou(boxes[order], boxes[block[kept_here]]) <= t_nms).all(axis=1)]
     return np.asarray(keep, dtype=np.int64)
 
 
+def _greedy(candidates: list[int], overlaps: list[list[bool]], max_keep: int) -> list[int]:
+    """The greedy walk of NMS over ``candidates`` (numbers 0..n-1) in order; ``overlaps[a][b]``: candidate a
+    suppresses candidate b. Returns the kept candidates, at most ``max_keep``."""
+    suppressed = [False] * len(overlaps)
+    kept: list[int] = []
+    if max_keep <= 0:
+        return kept
+    for a in candidates:
+        if not suppressed[a]:
+            kept.append(a)
+            if len(kept) == max_keep:
+                break
+            suppressed = [x or o for x, o in zip(suppressed, overlaps[a])]
+    return kept
+
+
 @dataclass(frozen=True)
 class CellBoxes:
     """The decoded boxes of N cells, prepared for repeated assignments (docs/grouper.md steps 4 and 4b).
 
-    ``boxes`` (4, N) float64 rows x1, y1, x2, y2; ``area`` (N,) as in ``pairwise_iou``; ``chunk_low`` (2, T) the
-    smallest x1, y1 and ``chunk_high`` (2, T) the largest x2, y2 of each run of CHUNK_CELLS consecutive cells.
-    A cell's IoU with a box is > 0 only if the two overlap strictly on both axes (a zero overlap gives a zero
-    intersection), so a chunk whose bounds miss a kept box holds no cell with an IoU > 0 against it. In raster
-    order a kept box's cells then lie in the rows its chunks span."""
+    ``boxes`` (4, N) float64 rows x1, y1, x2, y2; ``area`` (N,) as in ``pairwise_iou``; ``chunk_bounds`` (computed
+    on first use): ``chunk_low`` (2, T) the smallest x1, y1 and ``chunk_high`` (2, T) the largest x2, y2 of each run
+    of CHUNK_CELLS consecutive cells. A cell's IoU with a box is > 0 only if the two overlap strictly on both axes (a zero
+    overlap gives a zero intersection), so a chunk whose bounds miss a kept box holds no cell with an IoU > 0
+    against it. In raster order a kept box's cells then lie in the rows its chunks span."""
 
     boxes: np.ndarray
     area: np.ndarray
-    chunk_low: np.ndarray
-    chunk_high: np.ndarray
 
     @classmethod
     def from_rows(cls, boxes: np.ndarray) -> "CellBoxes":
         boxes = np.ascontiguousarray(boxes, dtype=np.float64)
-        area = np.subtract(boxes[2], boxes[0])
-        np.maximum(area, 0, out=area)
-        area *= np.maximum(boxes[3] - boxes[1], 0)
-        starts = np.arange(0, boxes.shape[1], CHUNK_CELLS)
+        size = np.subtract(boxes[2:], boxes[:2])  # width, height
+        np.maximum(size, 0, out=size)
+        return cls(boxes, np.multiply(size[0], size[1]))
+
+    @functools.cached_property
+    def chunk_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """(``chunk_low``, ``chunk_high``)."""
+        starts = np.arange(0, self.boxes.shape[1], CHUNK_CELLS)
         if starts.size == 0:
-            return cls(boxes, area, np.zeros((2, 0)), np.zeros((2, 0)))
-        return cls(boxes, area, np.minimum.reduceat(boxes[:2], starts, axis=1),
-                   np.maximum.reduceat(boxes[2:], starts, axis=1))
+            return np.zeros((2, 0)), np.zeros((2, 0))
+        return np.minimum.reduceat(self.boxes[:2], starts, axis=1), np.maximum.reduceat(self.boxes[2:], starts, axis=1)
 
 
 def _as_cell_boxes(cell_boxes: np.ndarray | CellBoxes) -> CellBoxes:
@@ -175,8 +207,9 @@ def _candidate_ranges(cells: CellBoxes, kept: np.ndarray, t_iou: float) -> list[
     n = cells.area.shape[0]
     if t_iou <= 0 or n == 0:
         return [(0, n)] * len(kept)
-    hits = (cells.chunk_high > kept[:, :2, None]).all(axis=1)  # (K, T): x2 > kx1 and y2 > ky1 somewhere
-    hits &= (cells.chunk_low < kept[:, 2:, None]).all(axis=1)  # and x1 < kx2 and y1 < ky2
+    chunk_low, chunk_high = cells.chunk_bounds
+    hits = (chunk_high > kept[:, :2, None]).all(axis=1)  # (K, T): x2 > kx1 and y2 > ky1 somewhere
+    hits &= (chunk_low < kept[:, 2:, None]).all(axis=1)  # and x1 < kx2 and y1 < ky2
     first = hits.argmax(axis=1)
     last = hits.shape[1] - hits[:, ::-1].argmax(axis=1)
     found = hits[np.arange(len(kept)), first]
@@ -244,39 +277,70 @@ def median_boxes(cell_boxes: np.ndarray | CellBoxes, labels: np.ndarray, count: 
     return medians.T
 
 
-def reassign_cells(cells: CellBoxes, boxes: np.ndarray, guess: np.ndarray, t_iou: float) -> np.ndarray:
-    """``assign_cells`` of ``cells`` against ``boxes`` (K, 4) (pairwise IoUs <= t_nms after NMS, or any), starting
-    from a guessed box per cell (``guess`` (N,) 0-based, -1 = none; a refinement round: the box the cell's own
-    previous box refined into). 1 - IoU is a metric (the Jaccard distance), so a cell whose IoU a with box g
-    exceeds (1 + max_{j != g} IoU(g, j)) / 2 has an IoU < a with every other box: g is its strict argmax and only
-    ``a >= t_iou`` remains to decide (JACCARD_MARGIN covers the rounding of the IoUs, ~1e-15). The other cells go
-    through ``assign_cells``. The labels are exactly those of ``assign_cells``."""
-    n = cells.area.shape[0]
-    if len(boxes) == 0 or n == 0:
+def guess_by_centre(boxes: np.ndarray, cells: CellBoxes, height: int, width: int, stride: float) -> np.ndarray:
+    """A guessed box for each of ``cells``: the number (1-based, 0 = none) of the earliest of ``boxes`` (K, 4)
+    whose central part (half its width and height) holds the centre of the cell's own box, looked up on the
+    (H, W) grid of cells of ``stride`` input pixels. Only a starting point for ``assign_from_guess``: any guess gives
+    the same labels, a good one saves work."""
+    grid = np.zeros((height, width), np.int32)
+    centre = (boxes[:, :2] + boxes[:, 2:]) / (2 * stride)  # (K, 2) x, y in cells
+    quarter = (boxes[:, 2:] - boxes[:, :2]) / (4 * stride)
+    limits = np.array([width, height], np.float64)
+    first = np.clip(np.floor(centre - quarter), 0, limits).astype(np.int64).tolist()
+    last = np.clip(np.floor(centre + quarter) + 1, 0, limits).astype(np.int64).tolist()
+    for k in range(len(boxes) - 1, -1, -1):  # the earliest box painted last
+        grid[first[k][1]:last[k][1], first[k][0]:last[k][0]] = k + 1
+    at = np.add(cells.boxes[:2], cells.boxes[2:])
+    at *= 0.5 / stride
+    with np.errstate(invalid="ignore"):  # a centre outside the map gives some cell, even past 2^63: a worse guess
+        at = at.astype(np.intp)
+    at[1] *= width
+    at[1] += at[0]
+    return np.take(grid, at[1], mode="clip")
+
+
+def assign_from_guess(cells: CellBoxes, boxes: np.ndarray, guess: np.ndarray, t_iou: float,
+                      box_iou: np.ndarray | None = None) -> np.ndarray:
+    """``assign_cells`` of ``cells`` against ``boxes`` (K, 4), starting from a guessed box per cell (``guess`` (N,)
+    1-based, 0 = none: the box the cell's previous box refined into, or ``guess_by_centre``). ``box_iou``: the (K, K)
+    ``pairwise_iou(boxes, boxes)`` when the caller has it. 1 - IoU is a metric (the Jaccard distance), so a cell
+    whose IoU a with box g exceeds (1 + max_{j != g} IoU(g, j)) / 2 has an IoU < a with every other box: g is its
+    strict argmax and only ``a >= t_iou`` remains to decide (JACCARD_MARGIN covers the rounding of the IoUs,
+    ~1e-15). The other cells go through ``assign_cells``. The labels are exactly those of ``assign_cells``."""
+    n, k = cells.area.shape[0], len(boxes)
+    if k == 0 or n == 0:
         return np.zeros(n, np.int32)
-    others = pairwise_iou(boxes, boxes)
+    if k < GUESS_MIN_BOXES:
+        return assign_cells(cells, boxes, t_iou)
+    others = pairwise_iou(boxes, boxes) if box_iou is None else box_iou.copy()
     np.fill_diagonal(others, 0)
-    settle = (1 + others.max(axis=1)) / 2 + JACCARD_MARGIN
-    g = np.maximum(guess, 0)
-    gx1, gy1, gx2, gy2 = np.take(np.ascontiguousarray(boxes.T), g, axis=1)
-    x1, y1, x2, y2 = cells.boxes
-    iw = np.minimum(x2, gx2)
-    iw -= np.maximum(x1, gx1, out=gx1)
-    np.maximum(iw, 0, out=iw)
-    ih = np.minimum(y2, gy2)
-    ih -= np.maximum(y1, gy1, out=gy1)
-    np.maximum(ih, 0, out=ih)
-    iw *= ih  # intersection
-    box_area = np.maximum(boxes[:, 2] - boxes[:, 0], 0) * np.maximum(boxes[:, 3] - boxes[:, 1], 0)
-    union = np.add(cells.area, box_area[g], out=ih)
-    union -= iw
-    np.maximum(union, np.finfo(np.float64).tiny, out=union)
-    iou = np.divide(iw, union, out=iw)
-    settled = iou > settle[g]
-    settled &= guess >= 0
-    labels = np.where(settled & (iou >= t_iou), g + 1, 0).astype(np.int32)
-    rest = np.flatnonzero(~settled)
-    if rest.size:
+    # per guess (0: none, 1..k): x1, y1, x2, y2, area of the box and the IoU above which a cell settles on it
+    table = np.empty((6, k + 1))
+    table[:4, 1:] = boxes.T
+    table[:4, 0] = table[:4, 1]  # no guess: any box, never settled (an IoU is <= 1)
+    table[4] = np.maximum(table[2] - table[0], 0) * np.maximum(table[3] - table[1], 0)
+    settle = table[5]
+    settle[0] = 2.0
+    np.add(others.max(axis=1), 1, out=settle[1:])
+    settle[1:] /= 2
+    settle[1:] += JACCARD_MARGIN
+    guessed = np.take(table, guess, axis=1)
+    overlap = np.minimum(cells.boxes[2:], guessed[2:4])  # (2, N): x and y extents of the intersections
+    overlap -= np.maximum(cells.boxes[:2], guessed[:2], out=guessed[:2])
+    np.maximum(overlap, 0, out=overlap)
+    iou = np.multiply(overlap[0], overlap[1], out=guessed[0])  # intersection
+    union = np.add(cells.area, guessed[4], out=guessed[4])
+    union -= iou
+    if not table[4].min() >= 1e-300:  # else union >= box area * (1 - 2^-52) > 0 (see assign_cells)
+        np.maximum(union, np.finfo(np.float64).tiny, out=union)
+    iou /= union
+    settled = iou > guessed[5]
+    if t_iou <= settle[1:].min():  # a settled IoU is then >= t_iou
+        labels = np.multiply(guess, settled, dtype=np.int32)
+    else:
+        labels = np.where(settled & (iou >= t_iou), guess, 0).astype(np.int32)
+    if not settled.all():
+        rest = np.flatnonzero(~settled)
         labels[rest] = assign_cells(np.take(cells.boxes, rest, axis=1), boxes, t_iou)
     return labels
 
@@ -285,38 +349,56 @@ def refine_round(cell_boxes: np.ndarray | CellBoxes, labels: np.ndarray, count: 
                  t_iou: float) -> tuple[np.ndarray, np.ndarray]:
     """One refinement round (docs/grouper.md, "Refine"): the median box of each of the ``count`` boxes' cells,
     boxes without cells dropped, duplicates removed by NMS scored by cell count, the survivors in their previous
-    order, cells assigned again (``reassign_cells``, each starting from its own refined box). Returns (boxes
+    order, cells assigned again (``assign_from_guess``, each starting from its own refined box). Returns (boxes
     (K', 4) float64, labels of the cells against them)."""
     cells = _as_cell_boxes(cell_boxes)
     counts = np.bincount(labels, minlength=count + 1)[1:]
     present = np.flatnonzero(counts)
     medians = median_boxes(cells, labels, count)[present]
-    kept = np.sort(nms(medians, counts[present].astype(np.float64), t_nms, len(present)))
-    refined_into = np.full(count + 1, -1)  # previous label -> number (0-based) of its surviving refined box
-    refined_into[present[kept] + 1] = np.arange(len(kept))
-    return medians[kept], reassign_cells(cells, medians[kept], refined_into[labels], t_iou)
+    median_iou = pairwise_iou(medians, medians)
+    kept = np.sort(nms(medians, counts[present], t_nms, len(present), median_iou))
+    refined_into = np.zeros(count + 1, np.int32)  # previous label -> number (1-based) of its surviving refined box
+    refined_into[present[kept] + 1] = np.arange(1, len(kept) + 1)
+    return medians[kept], assign_from_guess(cells, medians[kept], refined_into[labels], t_iou,
+                                            median_iou[np.ix_(kept, kept)])
+
+
+@functools.lru_cache(maxsize=32)
+def _validate_once(config: GrouperConfig, field_types: tuple[type, ...]) -> None:
+    """``config.validate()``, remembered for valid configs (frozen, so they stay valid); errors are not cached.
+    Keyed by the field types too: an equal config of other types (``True`` for ``1``, ``2.0`` for ``2``) may be
+    invalid."""
+    config.validate()
 
 
 def group(prob: np.ndarray, offsets: np.ndarray, stride: float, config: GrouperConfig = GrouperConfig()) -> Instances:
     """Group a probability map ``prob`` (H, W) and box offsets ``offsets`` (H, W, 4) (dx, dy, dw, dh) at
     ``stride`` input pixels per cell into person instances (``docs/grouper.md``, mode ``config.mode``)."""
-    config.validate()
+    try:
+        _validate_once(config, tuple(map(type, vars(config).values())))
+    except TypeError:  # an unhashable field: validate (and fail) without the cache
+        config.validate()
     prob, offsets = _check_inputs(prob, offsets, stride)
     h, w = prob.shape
-    empty = Instances(np.zeros((h, w), np.int32), np.zeros((0, 4), np.float32), np.zeros((0,), np.float32))
     if h == 0 or w == 0:
-        return empty
+        return _no_instances(h, w)
 
     flat_prob = prob.ravel()
     peaks = find_peaks(prob, config.t_c)
     if peaks.size == 0:
-        return empty
-    peak_boxes = _decode_cells(offsets, peaks, w, stride, config.anchor).T
-    kept_boxes = peak_boxes[nms(peak_boxes, flat_prob[peaks], config.t_nms, config.max_instances)]
-
-    person = np.flatnonzero(flat_prob >= np.float64(config.t_fg))
+        return _no_instances(h, w)
+    person = np.flatnonzero(flat_prob >= float32_threshold(config.t_fg))
     cells = CellBoxes.from_rows(_decode_cells(offsets, person, w, stride, config.anchor))
-    person_labels = assign_cells(cells, kept_boxes, config.t_iou)
+    if config.t_c >= config.t_fg:  # every peak is a person cell: its box is decoded already
+        peak_boxes = cells.boxes[:, np.searchsorted(person, peaks)].T
+    else:
+        peak_boxes = _decode_cells(offsets, peaks, w, stride, config.anchor).T
+    peak_iou = pairwise_iou(peak_boxes, peak_boxes) if peaks.size <= NMS_BLOCK else None
+    keep = nms(peak_boxes, flat_prob[peaks], config.t_nms, config.max_instances, peak_iou)
+    kept_boxes = peak_boxes[keep]
+
+    person_labels = assign_from_guess(cells, kept_boxes, guess_by_centre(kept_boxes, cells, h, w, stride),
+                                      config.t_iou, None if peak_iou is None else peak_iou[np.ix_(keep, keep)])
     if config.mode == "refine":
         for _ in range(config.refine_rounds):
             kept_boxes, person_labels = refine_round(cells, person_labels, len(kept_boxes), config.t_nms,
@@ -325,16 +407,22 @@ def group(prob: np.ndarray, offsets: np.ndarray, stride: float, config: GrouperC
     counts = np.bincount(person_labels, minlength=len(kept_boxes) + 1)[1:]
     sums = np.bincount(person_labels, weights=flat_prob[person], minlength=len(kept_boxes) + 1)[1:]
     present = counts > 0
+    labels = np.zeros(h * w, np.int32)
+    if present.all():
+        labels[person] = person_labels
+        return Instances(labels.reshape(h, w), kept_boxes.astype(np.float32), (sums / counts).astype(np.float32))
     renumber = np.zeros(len(kept_boxes) + 1, np.int32)
     renumber[1:][present] = np.arange(1, int(present.sum()) + 1, dtype=np.int32)
-
-    labels = np.zeros(h * w, np.int32)
     labels[person] = renumber[person_labels]
     return Instances(
         labels.reshape(h, w),
         kept_boxes[present].astype(np.float32),
         (sums[present] / counts[present]).astype(np.float32),
     )
+
+
+def _no_instances(height: int, width: int) -> Instances:
+    return Instances(np.zeros((height, width), np.int32), np.zeros((0, 4), np.float32), np.zeros((0,), np.float32))
 
 
 def boxes_to_image(boxes: np.ndarray, scale: float, image_hw: tuple[int, int]) -> np.ndarray:
