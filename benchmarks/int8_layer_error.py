@@ -45,22 +45,29 @@ def parse_args(argv=None):
 
 def calibrated_model(bundle, calibration_images: str, num_calibration: int) -> bytes:
     """The float flatbuffer with measured int8 ranges that ``convert`` quantises."""
+    from bbe_mobile.export.images import calibration_canvases  # noqa: PLC0415
+
+    return calibrated_model_of(bundle, calibration_canvases(calibration_images, bundle.input_size, num_calibration))
+
+
+def calibrated_model_of(bundle, canvases) -> bytes:
+    """The float flatbuffer of ``bundle`` with int8 ranges measured on ``canvases`` ((S, S, 3) letterboxes)."""
     import tensorflow as tf  # noqa: PLC0415
 
     from bbe_mobile.export.calibration import calibrate  # noqa: PLC0415
     from bbe_mobile.export.serving import serving_function  # noqa: PLC0415
     from bbe_mobile.export.tflite import int8_converter  # noqa: PLC0415
-    from bbe_mobile.export.images import calibration_canvases  # noqa: PLC0415
 
-    canvases = calibration_canvases(calibration_images, bundle.input_size, num_calibration)
     converter = tf.lite.TFLiteConverter.from_concrete_functions(
         [serving_function(bundle.model, bundle.input_size, 1).get_concrete_function()])
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     return calibrate(int8_converter(converter, canvases, tf.float32), canvases)
 
 
-def layer_errors(calibrated: bytes, canvases) -> list[tuple[str, float, float]]:
-    """(layer, RMSE, RMSE / output scale) of every quantised op, single-layer (see the module docstring)."""
+def layer_errors(calibrated: bytes, canvases) -> list[tuple[str, float, float, str]]:
+    """(layer, RMSE, RMSE / output scale, node) of every quantised op, single-layer (see the module docstring);
+    ``node`` is the op's name as ``mlir_quantize(denylisted_nodes=...)`` takes it (the debugger's
+    ``tensor_name``: the NumericVerify name without prefix, index and one trailing digit)."""
     import numpy as np  # noqa: PLC0415
     import tensorflow as tf  # noqa: PLC0415
     from tensorflow.lite.tools.optimize.debugging.python import debugger  # noqa: PLC0415
@@ -78,7 +85,9 @@ def layer_errors(calibrated: bytes, canvases) -> list[tuple[str, float, float]]:
         name = re.sub(r":\d+$", "", layer.removeprefix("NumericVerify/"))
         owner = max((t for t in scales if name.startswith(t)), key=len, default=None)
         rmse = float(stats["mean_squared_error"]) ** 0.5
-        rows.append((owner or name, rmse, rmse / scales[owner] if owner else float("nan")))
+        node = layer.removeprefix("NumericVerify/").rsplit(":", 1)[0]
+        node = node[:-1] if node[-1:].isdigit() else node
+        rows.append((owner or name, rmse, rmse / scales[owner] if owner else float("nan"), node))
     return rows
 
 
@@ -117,7 +126,7 @@ def main(argv=None) -> int:
     rows = sorted(layer_errors(calibrated, canvases), key=lambda r: -r[2])
     print(f"{bundle.name}: single-layer int8 error on {len(canvases)} images, worst {args.top} of {len(rows)} layers")
     print("| layer | RMSE | RMSE / output step |\n|---|---:|---:|")
-    for name, rmse, steps in rows[: args.top]:
+    for name, rmse, steps, _ in rows[: args.top]:
         print(f"| `{name[-70:]}` | {rmse:.4f} | {steps:.2f} |")
     print(f"\nend to end on {len(files)} verification images (thresholds: docs/export.md)")
     print("| variant | prob mean abs | offsets mean abs | mask IoU | instance IoU | count mismatch |")
