@@ -149,8 +149,11 @@ def variant_row(bundle, target: str, precision: str, out: Path, options, files, 
         convert_s = outcome.result.convert_seconds
     report = verify.verify_runner_path(path, bundle, files, precision=precision, accuracy_images=accuracy[0],
                                        cache=accuracy[1])
-    print(f"  verify {bundle.name} {target} {precision}: {report['status']} {report.get('message', '')}",
-          file=sys.stderr)
+    ap = report.get("accuracy")
+    figures = (f"; mask AP Keras {ap['ap_reference']:.4f}, artifact {ap['ap_artifact']:.4f}, drop {ap['ap_drop']:.4f} ± "
+               f"{ap['ap_drop_std']:.4f}" if ap else "")
+    print(f"  verify {bundle.name} {target} {precision}: {report['status']} {report.get('message', '')}{figures}",
+          file=sys.stderr, flush=True)
     return {"target": target, "precision": precision, "path": str(path), "size_mb": file_size(path) / 1e6,
             "convert_s": convert_s, "status": report["status"], "report": report}
 
