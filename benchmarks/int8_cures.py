@@ -179,7 +179,7 @@ def print_table(rows, times, args) -> None:
         inst = "-" if m["instance_iou"] is None else f"{m['instance_iou']:.4f}"
         print(f"| {r['variant']} | {r['float_ops']} | {r['size_mb']:.3f} | {m['offsets_mean_abs']:.4f} | {m['mask_iou']:.4f} | {inst} | "
               f"{ap['ap_reference']:.3f} | {ap['ap_artifact']:.3f} | {ap['ap_drop']:.3f} ± {ap['ap_drop_std']:.3f} "
-              f"({ap['ap_drop_p05']:.3f} to {ap['ap_drop_p95']:.3f}) | {'passes' if miss <= 0 else f'{miss:.3f}'} | "
+              f"({ap['ap_drop_p05']:.3f} to {ap['ap_drop_p95']:.3f}) | {'passes' if miss <= 0 else f'{miss:.2g}'} | "
               f"{'pass' if r['report']['status'] == 'passed' else 'FAILED'} | {_latency(times[r['variant']])} |")
 
 
