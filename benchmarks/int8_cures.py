@@ -68,14 +68,6 @@ def calibration_canvases(spec: str, input_size: int):
     return out
 
 
-def worst_layers(calibrated: bytes, canvases, count: int) -> list[str]:
-    """Names of the ``count`` quantised ops with the largest single-layer error (RMSE / output step)."""
-    from int8_layer_error import layer_errors  # noqa: PLC0415
-
-    rows = sorted(layer_errors(calibrated, canvases), key=lambda r: -r[2] if r[2] == r[2] else float("inf"))
-    return [node for _, _, _, node in rows[:count]]
-
-
 def float_ops(data: bytes) -> int:
     """Operators of a TFLite flatbuffer that compute in float (a float32 output), DEQUANTIZE not counted."""
     from bbe_mobile.export.tflite_metadata import tflite_schema  # noqa: PLC0415
@@ -98,7 +90,7 @@ def main(argv=None) -> int:
 
     from bbe_mobile.bench.timing import time_interleaved, timing_canvas  # noqa: PLC0415
     from bbe_mobile.export.accuracy import accuracy_set  # noqa: PLC0415
-    from bbe_mobile.export.calibration import quantize_calibrated  # noqa: PLC0415
+    from bbe_mobile.export.calibration import quantize_calibrated, worst_layers  # noqa: PLC0415
     from bbe_mobile.export.images import DEFAULT_VERIFY_DIR  # noqa: PLC0415
     from bbe_mobile.export.runtime import KerasRunner, TFLiteRunner  # noqa: PLC0415
     from bbe_mobile.export.tflite import tflite_from_function, tflite_with_metadata  # noqa: PLC0415

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 import tempfile
 from pathlib import Path
@@ -64,33 +63,6 @@ def calibrated_model_of(bundle, canvases) -> bytes:
     return calibrate(int8_converter(converter, canvases, tf.float32), canvases)
 
 
-def layer_errors(calibrated: bytes, canvases) -> list[tuple[str, float, float, str]]:
-    """(layer, RMSE, RMSE / output scale, node) of every quantised op, single-layer (see the module docstring);
-    ``node`` is the op's name as ``mlir_quantize(denylisted_nodes=...)`` takes it (the debugger's
-    ``tensor_name``: the NumericVerify name without prefix, index and one trailing digit)."""
-    import numpy as np  # noqa: PLC0415
-    import tensorflow as tf  # noqa: PLC0415
-    from tensorflow.lite.tools.optimize.debugging.python import debugger  # noqa: PLC0415
-
-    from bbe_mobile.export.calibration import quantize_calibrated  # noqa: PLC0415
-
-    debug_model = quantize_calibrated(calibrated, tf.float32, enable_numeric_verify=True)
-    run = debugger.QuantizationDebugger(quant_debug_model_content=debug_model,
-                                        debug_dataset=lambda: ([c[None].astype(np.float32)] for c in canvases))
-    run.run()
-    scales = {d["name"]: d["quantization"][0] for d in run._quant_interpreter.get_tensor_details()  # noqa: SLF001
-              if d["dtype"] == np.int8 and d["quantization"][0] > 0}
-    rows = []
-    for layer, stats in run.layer_statistics.items():
-        name = re.sub(r":\d+$", "", layer.removeprefix("NumericVerify/"))
-        owner = max((t for t in scales if name.startswith(t)), key=len, default=None)
-        rmse = float(stats["mean_squared_error"]) ** 0.5
-        node = layer.removeprefix("NumericVerify/").rsplit(":", 1)[0]
-        node = node[:-1] if node[-1:].isdigit() else node
-        rows.append((owner or name, rmse, rmse / scales[owner] if owner else float("nan"), node))
-    return rows
-
-
 def end_to_end(bundle, calibrated: bytes, variant: str, files) -> dict:
     """Verification figures of the int8 model of ``variant`` (``full`` or ``float:OP[+OP]``) against Keras."""
     import tensorflow as tf  # noqa: PLC0415
@@ -123,6 +95,8 @@ def main(argv=None) -> int:
     files = select_images(args.images, args.num_verify)
     calibrated = calibrated_model(bundle, args.calibration_images, args.num_calibration)
     canvases = [letterbox_image(read_image(str(f)), bundle.input_size)[0] for f in files[: args.layer_images]]
+    from bbe_mobile.export.calibration import layer_errors  # noqa: PLC0415
+
     rows = sorted(layer_errors(calibrated, canvases), key=lambda r: -r[2])
     print(f"{bundle.name}: single-layer int8 error on {len(canvases)} images, worst {args.top} of {len(rows)} layers")
     print("| layer | RMSE | RMSE / output step |\n|---|---:|---:|")
