@@ -430,7 +430,7 @@ def verify_command(artifact, reference, images, num_images, num_accuracy, report
 @main.command(name="bench")
 @click.option("--model", default=None, type=click.Path(), help="Model bundle directory (default: the bundled model).")
 @click.option("--formats", default="keras,tflite-fp32,tflite-int8,onnx-fp32,coreml-fp16", show_default=True,
-              help="Comma list (or 'all') of keras, tflite-fp32/fp16/dynamic-int8/int8, onnx-fp32, "
+              help="Comma list (or 'all') of keras, tflite-fp32/fp16/dynamic-int8/int8/int8-selective, onnx-fp32, "
                    "coreml-fp16/fp32/int8/palette6/palette4.")
 @click.option("--input-size", type=int, default=None, help="Input side (default: the bundle's, 512).")
 @click.option("--threads", default=None, help="Comma list of CPU thread counts (default: 1 and all cores).")
