@@ -68,7 +68,7 @@ def test_measured_int8_runs_and_stays_close_to_the_converters_own(bundle, option
     measured = _run(export_tflite.convert_tflite_bytes(bundle, "int8", options)[0], x)
     monkeypatch.setattr(calibration, "with_ranges", lambda calibrated, ranges: calibrated)
     recorded_ranges = _run(export_tflite.convert_tflite_bytes(bundle, "int8", options)[0], x)
-    monkeypatch.setattr(export_tflite, "quantize_int8", lambda converter, canvases, io: converter.convert())
+    monkeypatch.setattr(export_tflite, "quantize_int8", lambda converter, canvases, io, float_layers: converter.convert())
     converters_own = _run(export_tflite.convert_tflite_bytes(bundle, "int8", options)[0], x)
     # the same calibration and quantiser as TFLiteConverter: identical result when the ranges are kept
     for a, b in zip(recorded_ranges, converters_own):
