@@ -315,8 +315,9 @@ def golden(out_dir, coco_images, coco_annotations):
 @click.option("--input-size", type=int, default=None, help="Input side in pixels, a multiple of 16 "
               "(default: the bundle's, 512).")
 @click.option("--precision", default=None, help="Comma list or 'all'. tflite: fp32, fp16, dynamic-int8, int8 (full "
-              "integer, calibrated); coreml: fp16, fp32, int8 (linear weights), palette6, palette4; onnx: fp32. "
-              "Default: the fastest that passes verification, tried in the order tflite int8, dynamic-int8, fp16; "
+              "integer, calibrated), int8-selective (int8 with the 30 worst ops in float); coreml: fp16, fp32, int8 "
+              "(linear weights), palette6, palette4; onnx: fp32. Default: the fastest that passes verification, "
+              "tried in the order tflite int8, int8-selective, dynamic-int8, fp16; "
               "coreml int8, fp16; onnx fp32.")
 @click.option("--io-dtype", type=click.Choice(["float32", "int8", "uint8"]), default="float32", show_default=True,
               help="Input/output type of full-int8 TFLite (quantisation parameters go into the metadata).")
@@ -429,7 +430,7 @@ def verify_command(artifact, reference, images, num_images, num_accuracy, report
 @main.command(name="bench")
 @click.option("--model", default=None, type=click.Path(), help="Model bundle directory (default: the bundled model).")
 @click.option("--formats", default="keras,tflite-fp32,tflite-int8,onnx-fp32,coreml-fp16", show_default=True,
-              help="Comma list (or 'all') of keras, tflite-fp32/fp16/dynamic-int8/int8, onnx-fp32, "
+              help="Comma list (or 'all') of keras, tflite-fp32/fp16/dynamic-int8/int8/int8-selective, onnx-fp32, "
                    "coreml-fp16/fp32/int8/palette6/palette4.")
 @click.option("--input-size", type=int, default=None, help="Input side (default: the bundle's, 512).")
 @click.option("--threads", default=None, help="Comma list of CPU thread counts (default: 1 and all cores).")

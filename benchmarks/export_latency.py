@@ -2,11 +2,13 @@
 
     nice -n 10 python benchmarks/export_latency.py [--model BUNDLE [--model BUNDLE ...]] [--out out/export-bench]
         [--variants tflite:fp32,tflite:fp16,tflite:dynamic-int8,tflite:int8,onnx:fp32,coreml:fp16,...]
-        [--reuse] [--runs 30] [--warmup 5] [--num-verify 20] [--json bench.json] [--markdown]
+        [--reuse] [--runs 30] [--warmup 5] [--num-verify 20] [--num-accuracy 100] [--json bench.json] [--markdown]
 
 Each variant is converted with ``bbe_mobile.export.convert.convert`` without its verification gate (so a variant
 that fails verification is still measured, and marked FAILED), or taken from ``--out`` with ``--reuse``
-(conversion time "-"); then verified against the Keras model on real val images (``bbe_mobile.export.verify``). Latency: one forward pass on a letterboxed real image, LiteRT at 1 and 2 threads
+(conversion time "-"); then verified against the Keras model on real val images (``bbe_mobile.export.verify``),
+with the accuracy gate of docs/export.md: mask AP of Keras and of the artifact on ``--num-accuracy`` held-out
+labelled images, the drop and its bootstrap spread (the Keras model's AP computed once per model). Latency: one forward pass on a letterboxed real image, LiteRT at 1 and 2 threads
 for .tflite, onnxruntime at 1 and 2 threads for .onnx (Core ML cannot be timed on Linux). All
 (runner, threads) pairs are timed *interleaved* — run r of every pair before run r+1 of any — so drifts in
 machine load hit every variant alike; the int8/fp32 TFLite speed ratio at 2 threads comes from that one run.
@@ -42,6 +44,8 @@ def parse_args(argv=None):
     p.add_argument("--num-calibration", type=int, default=100)
     p.add_argument("--verify-images", default=None)
     p.add_argument("--num-verify", type=int, default=20)
+    p.add_argument("--num-accuracy", type=int, default=100, help="Held-out labelled images for the mask AP "
+                   "(0: none).")
     p.add_argument("--runs", type=int, default=30)
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--threads", default="1,2", help="Comma list of CPU thread counts.")
@@ -54,6 +58,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     from bbe_mobile.bench.timing import time_interleaved, timing_canvas
     from bbe_mobile.export import convert, verify
+    from bbe_mobile.export.accuracy import accuracy_set
     from bbe_mobile.export.images import DEFAULT_CALIBRATION_DIR, DEFAULT_VERIFY_DIR
     from bbe_mobile.export.runtime import load_runner
     from bbe_mobile.modeling.bundle import load_bundle
@@ -72,9 +77,10 @@ def main(argv=None) -> int:
     out = Path(args.out)
     rows = []
     files = verify.select_images(verify_dir, args.num_verify)
+    accuracy = (accuracy_set(verify_dir, args.num_accuracy), {})
     for bundle in bundles:
         for target, precision in variants:
-            row = variant_row(bundle, target, precision, out, options, files, args.reuse, convert, verify)
+            row = variant_row(bundle, target, precision, out, options, files, accuracy, args.reuse, convert, verify)
             if row is not None:
                 rows.append(row | {"model": bundle.name})
 
@@ -120,9 +126,11 @@ def main(argv=None) -> int:
     return 1 if any(r["status"] == "failed" for r in rows) else 0
 
 
-def variant_row(bundle, target: str, precision: str, out: Path, options, files, reuse: bool, convert, verify):
-    """Convert (or, with ``reuse``, find) one variant of ``bundle`` and verify it: its table row, or None when
-    ``reuse`` finds no artifact."""
+def variant_row(bundle, target: str, precision: str, out: Path, options, files, accuracy, reuse: bool, convert,
+                verify):
+    """Convert (or, with ``reuse``, find) one variant of ``bundle`` and verify it on ``files`` and the
+    (``AccuracySet`` or None, reference cache) ``accuracy``: its table row, or None when ``reuse`` finds no
+    artifact."""
     from bbe_mobile.export.artifact_info import file_size  # noqa: PLC0415
 
     path = out / convert.artifact_name(bundle.name, target, precision, options)
@@ -139,9 +147,13 @@ def variant_row(bundle, target: str, precision: str, out: Path, options, files, 
             return {"target": target, "precision": precision, "path": str(path), "size_mb": None,
                     "convert_s": None, "status": "failed", "report": None, "message": outcome.message}
         convert_s = outcome.result.convert_seconds
-    report = verify.verify_runner_path(path, bundle, files, precision=precision)
-    print(f"  verify {bundle.name} {target} {precision}: {report['status']} {report.get('message', '')}",
-          file=sys.stderr)
+    report = verify.verify_runner_path(path, bundle, files, precision=precision, accuracy_images=accuracy[0],
+                                       cache=accuracy[1])
+    ap = report.get("accuracy")
+    figures = (f"; mask AP Keras {ap['ap_reference']:.4f}, artifact {ap['ap_artifact']:.4f}, drop {ap['ap_drop']:.4f} ± "
+               f"{ap['ap_drop_std']:.4f}" if ap else "")
+    print(f"  verify {bundle.name} {target} {precision}: {report['status']} {report.get('message', '')}{figures}",
+          file=sys.stderr, flush=True)
     return {"target": target, "precision": precision, "path": str(path), "size_mb": file_size(path) / 1e6,
             "convert_s": convert_s, "status": report["status"], "report": report}
 
@@ -172,19 +184,24 @@ def _f(value, fmt: str) -> str:
 def print_table(rows, threads, markdown: bool, bundles, args) -> None:
     """One row per model and variant; latency cells are "median ± IQR/2" ms of the interleaved runs."""
     header = ["model", "variant", "size MB", "convert s", "prob mean abs", "mask IoU", "inst IoU", "count mismatch",
-              "verify"] + [f"{n} thr ms" for n in threads]
+              "Keras AP", "artifact AP", "AP drop ± std (5-95 %)", "verify"] + [f"{n} thr ms" for n in threads]
     lines = []
     for r in rows:
         m = (r.get("report") or {}).get("metrics") or {}
+        ap = (r.get("report") or {}).get("accuracy") or {}
+        drop = (f"{ap['ap_drop']:.3f} ± {ap['ap_drop_std']:.3f} ({ap['ap_drop_p05']:.3f} to {ap['ap_drop_p95']:.3f})"
+                if ap else "-")
         status = {"ok": "pass", "passed": "pass", "verify-skipped": "skipped", "skipped": "skipped"}.get(
             r["status"], r["status"].upper())
         latency = [f"{r['latency_ms'][n]:.1f} ± {r['latency_iqr_ms'][n] / 2:.1f}" if n in r.get("latency_ms", {})
                    else "-" for n in threads]
         lines.append([r["model"], f"{r['target']} {r['precision']}", _f(r["size_mb"], ".3f"), _f(r["convert_s"], ".1f"),
                       _f(m.get("prob_mean_abs"), ".4f"), _f(m.get("mask_iou"), ".4f"), _f(m.get("instance_iou"), ".4f"),
-                      _f(m.get("count_mismatch_rate"), ".2f"), status] + latency)
+                      _f(m.get("count_mismatch_rate"), ".2f"), _f(ap.get("ap_reference"), ".3f"),
+                      _f(ap.get("ap_artifact"), ".3f"), drop, status] + latency)
     print(f"models {', '.join(b.name for b in bundles)}, input {bundles[0].input_size}, {args.num_verify} verification "
-          f"images, latency median ± half the interquartile range of {args.runs} interleaved runs after {args.warmup} "
+          f"images, mask AP on {args.num_accuracy} held-out labelled images (drop = Keras - artifact, bootstrap std "
+          f"and 5-95 % interval), latency median ± half the interquartile range of {args.runs} interleaved runs after {args.warmup} "
           "warm-up (LiteRT for tflite, onnxruntime for onnx)")
     if markdown:
         print("| " + " | ".join(header) + " |")

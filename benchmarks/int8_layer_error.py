@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 import tempfile
 from pathlib import Path
@@ -45,41 +44,23 @@ def parse_args(argv=None):
 
 def calibrated_model(bundle, calibration_images: str, num_calibration: int) -> bytes:
     """The float flatbuffer with measured int8 ranges that ``convert`` quantises."""
+    from bbe_mobile.export.images import calibration_canvases  # noqa: PLC0415
+
+    return calibrated_model_of(bundle, calibration_canvases(calibration_images, bundle.input_size, num_calibration))
+
+
+def calibrated_model_of(bundle, canvases) -> bytes:
+    """The float flatbuffer of ``bundle`` with int8 ranges measured on ``canvases`` ((S, S, 3) letterboxes)."""
     import tensorflow as tf  # noqa: PLC0415
 
     from bbe_mobile.export.calibration import calibrate  # noqa: PLC0415
     from bbe_mobile.export.serving import serving_function  # noqa: PLC0415
     from bbe_mobile.export.tflite import int8_converter  # noqa: PLC0415
-    from bbe_mobile.export.images import calibration_canvases  # noqa: PLC0415
 
-    canvases = calibration_canvases(calibration_images, bundle.input_size, num_calibration)
     converter = tf.lite.TFLiteConverter.from_concrete_functions(
         [serving_function(bundle.model, bundle.input_size, 1).get_concrete_function()])
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     return calibrate(int8_converter(converter, canvases, tf.float32), canvases)
-
-
-def layer_errors(calibrated: bytes, canvases) -> list[tuple[str, float, float]]:
-    """(layer, RMSE, RMSE / output scale) of every quantised op, single-layer (see the module docstring)."""
-    import numpy as np  # noqa: PLC0415
-    import tensorflow as tf  # noqa: PLC0415
-    from tensorflow.lite.tools.optimize.debugging.python import debugger  # noqa: PLC0415
-
-    from bbe_mobile.export.calibration import quantize_calibrated  # noqa: PLC0415
-
-    debug_model = quantize_calibrated(calibrated, tf.float32, enable_numeric_verify=True)
-    run = debugger.QuantizationDebugger(quant_debug_model_content=debug_model,
-                                        debug_dataset=lambda: ([c[None].astype(np.float32)] for c in canvases))
-    run.run()
-    scales = {d["name"]: d["quantization"][0] for d in run._quant_interpreter.get_tensor_details()  # noqa: SLF001
-              if d["dtype"] == np.int8 and d["quantization"][0] > 0}
-    rows = []
-    for layer, stats in run.layer_statistics.items():
-        name = re.sub(r":\d+$", "", layer.removeprefix("NumericVerify/"))
-        owner = max((t for t in scales if name.startswith(t)), key=len, default=None)
-        rmse = float(stats["mean_squared_error"]) ** 0.5
-        rows.append((owner or name, rmse, rmse / scales[owner] if owner else float("nan")))
-    return rows
 
 
 def end_to_end(bundle, calibrated: bytes, variant: str, files) -> dict:
@@ -114,10 +95,12 @@ def main(argv=None) -> int:
     files = select_images(args.images, args.num_verify)
     calibrated = calibrated_model(bundle, args.calibration_images, args.num_calibration)
     canvases = [letterbox_image(read_image(str(f)), bundle.input_size)[0] for f in files[: args.layer_images]]
+    from bbe_mobile.export.calibration import layer_errors  # noqa: PLC0415
+
     rows = sorted(layer_errors(calibrated, canvases), key=lambda r: -r[2])
     print(f"{bundle.name}: single-layer int8 error on {len(canvases)} images, worst {args.top} of {len(rows)} layers")
     print("| layer | RMSE | RMSE / output step |\n|---|---:|---:|")
-    for name, rmse, steps in rows[: args.top]:
+    for name, rmse, steps, _ in rows[: args.top]:
         print(f"| `{name[-70:]}` | {rmse:.4f} | {steps:.2f} |")
     print(f"\nend to end on {len(files)} verification images (thresholds: docs/export.md)")
     print("| variant | prob mean abs | offsets mean abs | mask IoU | instance IoU | count mismatch |")

@@ -117,6 +117,7 @@ def test_export_latency_compares_two_models_in_one_interleaved_run(tmp_path, cap
             row = next(line for line in text.splitlines() if line.startswith(name + " ") and variant in line)
             assert row.count(" ± ") == 2, row  # median ± spread at 1 and 2 threads
         assert f"{name}: TFLite full-int8 vs fp32 at 2 threads" in text
+    assert "AP drop ± std" in text  # the column is "-" here: no COCO json beside these images
     doc = json.loads(out_json.read_text())
     assert doc["models"] == names and len(doc["rows"]) == 4
     assert all(set(r["latency_iqr_ms"]) == {"1", "2"} for r in doc["rows"])
@@ -151,6 +152,25 @@ def test_int8_layer_error_measures_the_model_convert_ships(tmp_path, capsys):
     expected = ["-" if v is None else f"{v:.4f}"
                 for v in (m["prob_mean_abs"], m["offsets_mean_abs"], m["mask_iou"], m["instance_iou"])]
     assert [c.strip() for c in full[:4]] == expected
+
+
+@pytest.mark.slow  # calibrates a tiny model twice, quantises it three times, scores each on 10 val images (~1.5 min)
+def test_int8_cures_keeps_the_worst_layers_in_float_and_scores_each_cure(tiny_bundle, tmp_path, capsys):
+    """benchmarks/int8_cures.py: ``float-worst-K`` has exactly K float ops more than full int8, the more-calibration
+    row counts its images, and every row has its AP drop and the miss against the 0.01 gate."""
+    need(COCO / "instances_person_val.json")
+    need(SHARED / "data" / "coco-person-extra" / "images")
+    code = load_benchmark("int8_cures").main([
+        "--model", tiny_bundle, "--calibration", "train:3", "--more-calibration", "train:2,extra:1",
+        "--float-layers", "2", "--layer-images", "2", "--num-verify", "2", "--num-accuracy", "10", "--runs", "2",
+        "--warmup", "1", "--out", str(tmp_path / "cures"), "--json", str(tmp_path / "cures.json")])
+    assert code == 0
+    rows = {cells[1].strip(): [c.strip() for c in cells] for cells in
+            (line.split("|") for line in capsys.readouterr().out.splitlines() if line.startswith("| "))}
+    assert rows["full"][2] == "0" and rows["float-worst-2"][2] == "2" and "more-calibration (3 images)" in rows
+    for name in ("full", "float-worst-2", "more-calibration (3 images)"):
+        assert " ± " in rows[name][9] and (rows[name][10] == "passes" or float(rows[name][10]) > 0), rows[name]
+    assert len(json.loads((tmp_path / "cures.json").read_text())["rows"]) == 3
 
 
 def test_choose_threshold_regroups_one_set_of_maps_per_value(tiny_bundle, capsys, monkeypatch):

@@ -20,10 +20,11 @@ VARIANTS = [(target, precision) for target in export.TARGETS for precision in ex
 # Variants that fail verification on the bundled model, with the measured reason (docs/export.md). strict: once
 # a better model passes, the test fails until the entry is removed.
 KNOWN_FAILING: dict[tuple[str, str], str] = {
-    ("tflite", "dynamic-int8"): "8-bit weights move instances: instance IoU 0.775 < 0.9 (docs/export.md)",
-    ("tflite", "int8"): "post-training full int8 moves instances: instance IoU 0.733 < 0.9 (docs/export.md)",
-    ("coreml", "int8"): "8-bit linear weights move instances: instance IoU 0.833 < 0.9",
-    ("coreml", "palette4"): "4-bit ASPP/decoder palettes: instance IoU 0.752 < 0.85",
+    ("tflite", "dynamic-int8"): "8-bit weights move instances: instance IoU 0.782 < 0.9 (docs/export.md)",
+    ("tflite", "int8"): "post-training full int8 moves instances: instance IoU 0.766 < 0.9 (docs/export.md)",
+    ("tflite", "int8-selective"): "full int8 with 30 ops in float keeps the AP, not the instances: 0.874 < 0.9",
+    ("coreml", "int8"): "8-bit linear weights move instances: instance IoU 0.828 < 0.9",
+    ("coreml", "palette4"): "4-bit ASPP/decoder palettes: instance IoU 0.739 < 0.85",
 }
 
 

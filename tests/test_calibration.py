@@ -68,7 +68,7 @@ def test_measured_int8_runs_and_stays_close_to_the_converters_own(bundle, option
     measured = _run(export_tflite.convert_tflite_bytes(bundle, "int8", options)[0], x)
     monkeypatch.setattr(calibration, "with_ranges", lambda calibrated, ranges: calibrated)
     recorded_ranges = _run(export_tflite.convert_tflite_bytes(bundle, "int8", options)[0], x)
-    monkeypatch.setattr(export_tflite, "quantize_int8", lambda converter, canvases, io: converter.convert())
+    monkeypatch.setattr(export_tflite, "quantize_int8", lambda converter, canvases, io, float_layers: converter.convert())
     converters_own = _run(export_tflite.convert_tflite_bytes(bundle, "int8", options)[0], x)
     # the same calibration and quantiser as TFLiteConverter: identical result when the ranges are kept
     for a, b in zip(recorded_ranges, converters_own):
@@ -76,3 +76,24 @@ def test_measured_int8_runs_and_stays_close_to_the_converters_own(bundle, option
     for a, b in zip(measured, converters_own):
         assert a.shape == b.shape and np.isfinite(a).all()
         assert np.abs(a - b).mean() <= 0.1 * (np.abs(b).mean() + 1e-3) + 0.02
+
+
+def test_int8_selective_keeps_exactly_its_worst_ops_in_float(bundle, options, monkeypatch):
+    """``int8-selective`` is full int8 with the ``CALIBRATED_FLOAT_LAYERS`` ops of worst own error in float (ranked
+    by QuantizationDebugger on the calibration images): that many ops compute in float, and they are the ranked
+    ones."""
+    from conftest import load_benchmark
+
+    ranked = {}
+    original = calibration.worst_layers
+
+    def capture(calibrated, canvases, count):
+        ranked["nodes"] = original(calibrated, canvases, count)
+        return ranked["nodes"]
+
+    monkeypatch.setattr(calibration, "worst_layers", capture)
+    monkeypatch.setitem(export_tflite.CALIBRATED_FLOAT_LAYERS, "int8-selective", 3)
+    data, facts = export_tflite.convert_tflite_bytes(bundle, "int8-selective", options)
+    assert facts["calibration"]["images"] == 8 and len(ranked["nodes"]) == 3
+    assert load_benchmark("int8_cures").float_ops(data) == 3
+    assert all(np.isfinite(v).all() for v in _run(data, canvas()))

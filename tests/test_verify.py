@@ -104,8 +104,8 @@ def test_convert_does_not_ship_a_failing_artifact(bundle_dir, broken_dir, images
 
 def test_convert_by_default_writes_the_fastest_variant_that_passes(bundle_dir, broken_dir, images_dir, tmp_path,
                                                                   monkeypatch):
-    """No --precision: int8 (faked to fail, as above) is refused with its failing figure, dynamic-int8 (faked by
-    a faithful fp32 conversion) passes and is written, fp16 is not tried; exit 0."""
+    """No --precision: int8 (faked to fail, as above) is refused with its failing figure, int8-selective (the next
+    in speed order, faked by a faithful fp32 conversion) passes and is written, the rest are not tried; exit 0."""
     broken = load_bundle(broken_dir)
     original = export.EXPORTERS["tflite"]
     tried = []
@@ -120,12 +120,13 @@ def test_convert_by_default_writes_the_fastest_variant_that_passes(bundle_dir, b
                                        str(out), "--verify-images", str(images_dir), "--num-verify", "4",
                                        "--calibration-images", str(images_dir)])
     assert result.exit_code == 0, result.output
-    assert tried == ["int8", "dynamic-int8"]
+    assert tried == ["int8", "int8-selective"]
     refused = [line for line in result.output.splitlines() if line.startswith("refused")]
     assert len(refused) == 1 and "int8" in refused[0] and "prob_mean_abs" in refused[0], result.output
-    assert (f"wrote tflite dynamic-int8 (the fastest variant that passed verification; refused: int8): "
-            f"{out / 'tiny_dynamic-int8.tflite'}") in result.output
-    assert sorted(p.name for p in out.iterdir()) == ["tiny_dynamic-int8.tflite", "tiny_dynamic-int8.tflite.verify.json",
+    assert (f"wrote tflite int8-selective (the fastest variant that passed verification; refused: int8): "
+            f"{out / 'tiny_int8-selective.tflite'}") in result.output
+    assert sorted(p.name for p in out.iterdir()) == ["tiny_int8-selective.tflite",
+                                                     "tiny_int8-selective.tflite.verify.json",
                                                      "tiny_int8.tflite.verify.json"]
 
 

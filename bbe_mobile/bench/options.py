@@ -12,6 +12,7 @@ FORMATS = {
     "tflite-fp16": ("tflite", "fp16"),
     "tflite-dynamic-int8": ("tflite", "dynamic-int8"),
     "tflite-int8": ("tflite", "int8"),
+    "tflite-int8-selective": ("tflite", "int8-selective"),
     "onnx-fp32": ("onnx", "fp32"),
     "coreml-fp16": ("coreml", "fp16"),
     "coreml-fp32": ("coreml", "fp32"),

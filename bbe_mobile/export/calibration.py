@@ -18,6 +18,8 @@ import numpy as np
 
 from bbe_mobile.export.tflite_metadata import FILE_IDENTIFIER, tflite_schema
 
+RANKING_IMAGES = 8  # calibration images on which int8-selective ranks the ops by their own error
+
 
 def _recorded_tensors(graph) -> list[int]:
     """Indices of the tensors of ``graph`` (a ``SubGraphT``) that carry one calibrated [min, max]."""
@@ -77,14 +79,55 @@ def calibrate(converter, canvases: list[np.ndarray]) -> bytes:
 
 def quantize_calibrated(calibrated: bytes, io_type, **options) -> bytes:
     """Int8 flatbuffer of a ``calibrate`` result by the converter's MLIR quantiser (per-channel weights);
-    ``io_type``: tf dtype of input/output; ``options``: further ``mlir_quantize`` arguments (e.g.
-    ``denylisted_ops``, ``enable_numeric_verify``: diagnostics only, ``convert`` passes none)."""
+    ``io_type``: tf dtype of input/output; ``options``: further ``mlir_quantize`` arguments
+    (``denylisted_nodes``: ops kept in float; ``denylisted_ops``, ``enable_numeric_verify``: diagnostics)."""
     from tensorflow.lite.python import convert as tflite_convert  # noqa: PLC0415
 
     return tflite_convert.mlir_quantize(calibrated, disable_per_channel=False, input_data_type=io_type,
                                         output_data_type=io_type, **options)
 
 
-def quantize_int8(converter, canvases: list[np.ndarray], io_type) -> bytes:
-    """Full-integer int8 flatbuffer from ``converter`` (see ``calibrate``); ``io_type``: tf dtype of input/output."""
-    return quantize_calibrated(calibrate(converter, canvases), io_type)
+def layer_errors(calibrated: bytes, canvases: list[np.ndarray]) -> list[tuple[str, float, float, str]]:
+    """(layer, RMSE, RMSE / output step, node) of every quantised op of the int8 model of ``calibrated``, each
+    op's own error: TFLite's numeric-verify model run by ``QuantizationDebugger`` on ``canvases`` compares the
+    int8 output with the float op on the same dequantised inputs (0.29 steps is output rounding alone). ``layer``
+    is the int8 tensor the op writes; ``node`` its name as ``mlir_quantize(denylisted_nodes=...)`` takes it (the
+    debugger's ``tensor_name``: the NumericVerify name without prefix, index and one trailing digit)."""
+    import re  # noqa: PLC0415
+
+    import tensorflow as tf  # noqa: PLC0415
+    from tensorflow.lite.tools.optimize.debugging.python import debugger  # noqa: PLC0415
+
+    debug_model = quantize_calibrated(calibrated, tf.float32, enable_numeric_verify=True)
+    run = debugger.QuantizationDebugger(quant_debug_model_content=debug_model,
+                                        debug_dataset=lambda: ([c[None].astype(np.float32)] for c in canvases))
+    run.run()
+    scales = {d["name"]: d["quantization"][0] for d in run._quant_interpreter.get_tensor_details()  # noqa: SLF001
+              if d["dtype"] == np.int8 and d["quantization"][0] > 0}
+    rows = []
+    for layer, stats in run.layer_statistics.items():
+        name = re.sub(r":\d+$", "", layer.removeprefix("NumericVerify/"))
+        owner = max((t for t in scales if name.startswith(t)), key=len, default=None)
+        rmse = float(stats["mean_squared_error"]) ** 0.5
+        node = layer.removeprefix("NumericVerify/").rsplit(":", 1)[0]
+        node = node[:-1] if node[-1:].isdigit() else node
+        rows.append((owner or name, rmse, rmse / scales[owner] if owner else float("nan"), node))
+    return rows
+
+
+def worst_layers(calibrated: bytes, canvases: list[np.ndarray], count: int) -> list[str]:
+    """Node names of the ``count`` quantised ops of ``calibrated`` with the largest own error (``layer_errors``,
+    RMSE in output steps; an op without a known step last)."""
+    rows = sorted(layer_errors(calibrated, canvases), key=lambda r: -r[2] if r[2] == r[2] else float("inf"))
+    return [node for _, _, _, node in rows[:count]]
+
+
+def quantize_int8(converter, canvases: list[np.ndarray], io_type, float_layers: int = 0) -> bytes:
+    """Full-integer int8 flatbuffer from ``converter`` (see ``calibrate``); ``io_type``: tf dtype of input/output.
+    ``float_layers`` > 0: that many ops with the worst own error (ranked on the first ``RANKING_IMAGES``
+    calibration images) stay in float (selective quantisation, precision ``int8-selective``)."""
+    calibrated = calibrate(converter, canvases)
+    if not float_layers:
+        return quantize_calibrated(calibrated, io_type)
+    denylisted = worst_layers(calibrated, canvases[:RANKING_IMAGES], float_layers)
+    return quantize_calibrated(calibrated, io_type, denylisted_nodes=denylisted)

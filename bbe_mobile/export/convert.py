@@ -24,18 +24,18 @@ from bbe_mobile.export.images import DEFAULT_VERIFY_DIR, ExportError
 from bbe_mobile.export.onnx import export_onnx
 from bbe_mobile.export.runtime import error_line
 from bbe_mobile.export.serving import ExportOptions
-from bbe_mobile.export.tflite import IO_DTYPES, export_tflite
+from bbe_mobile.export.tflite import CALIBRATED_FLOAT_LAYERS, IO_DTYPES, export_tflite
 from bbe_mobile.utils.atomic import atomic_path, remove_path
 
 TARGETS = ("tflite", "coreml", "onnx")
 PRECISIONS = {
-    "tflite": ("fp32", "fp16", "dynamic-int8", "int8"),
+    "tflite": ("fp32", "fp16", "dynamic-int8", "int8", "int8-selective"),
     "coreml": ("fp16", "fp32", "int8", "palette6", "palette4"),
     "onnx": ("fp32",),
 }
 # Without --precision, convert tries each target's chain from the fastest and writes the first that passes
 # verification (docs/export.md, "Default precision").
-DEFAULT_CHAIN = {"tflite": ("int8", "dynamic-int8", "fp16"), "coreml": ("int8", "fp16"), "onnx": ("fp32",)}
+DEFAULT_CHAIN = {"tflite": ("int8", "int8-selective", "dynamic-int8", "fp16"), "coreml": ("int8", "fp16"), "onnx": ("fp32",)}
 SUFFIX = {"tflite": ".tflite", "coreml": ".mlpackage", "onnx": ".onnx"}
 
 
@@ -132,7 +132,7 @@ def parse_sizes(text: str | None) -> tuple[int, ...]:
 
 def artifact_name(model_name: str, target: str, precision: str, options: ExportOptions) -> str:
     name = f"{model_name}_{precision}"
-    if target == "tflite" and precision == "int8" and options.io_dtype != "float32":
+    if target == "tflite" and precision in CALIBRATED_FLOAT_LAYERS and options.io_dtype != "float32":
         name += f"_{options.io_dtype}io"
     if target == "coreml":
         name += "_tensor" if options.coreml_input == "tensor" else ""

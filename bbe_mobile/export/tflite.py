@@ -17,15 +17,19 @@ from bbe_mobile.export.serving import ExportOptions, bundle_metadata, serving_fu
 from bbe_mobile.utils.quiet import start_up_lines_hidden
 
 IO_DTYPES = ("float32", "int8", "uint8")
-TFLITE_BYTES_PER_WEIGHT = {"fp32": 4, "fp16": 2, "dynamic-int8": 1, "int8": 1}
+TFLITE_BYTES_PER_WEIGHT = {"fp32": 4, "fp16": 2, "dynamic-int8": 1, "int8": 1, "int8-selective": 1}
+# Full-integer precisions: calibrated; int8-selective keeps this many ops with the worst own error in float (the
+# bundled model's AP drop: 30 -> -0.001, 20 -> 0.010, 40 -> 0.008, 0 -> 0.018; docs/export.md)
+CALIBRATED_FLOAT_LAYERS = {"int8": 0, "int8-selective": 30}
 
 
 def tflite_from_function(concrete_function, precision: str, canvases: list[np.ndarray] | None = None,
                          io_dtype: str = "float32") -> bytes:
     """TFLite flatbuffer of ``concrete_function`` (image -> outputs) at ``precision``, by the safe route of the
     notes (``from_concrete_functions([cf])`` WITHOUT a trackable argument). Full int8 needs ``canvases``
-    (calibration letterboxes, (S, S, 3) float32) and gets measured activation ranges (calibration.py);
-    ``io_dtype`` is its input/output type. Converter errors propagate."""
+    (calibration letterboxes, (S, S, 3) float32) and gets measured activation ranges (calibration.py), as does
+    ``int8-selective`` (its ``CALIBRATED_FLOAT_LAYERS`` worst ops in float); ``io_dtype`` is their input/output
+    type. Converter errors propagate."""
     import tensorflow as tf  # noqa: PLC0415
 
     converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete_function])
@@ -36,13 +40,13 @@ def tflite_from_function(concrete_function, precision: str, canvases: list[np.nd
         converter.target_spec.supported_types = [tf.float16]
     if precision in ("fp16", "dynamic-int8"):
         return converter.convert()
-    if precision != "int8":
+    if precision not in CALIBRATED_FLOAT_LAYERS:
         raise ExportError(f"unknown TFLite precision {precision!r}")
     io = {"float32": tf.float32, "int8": tf.int8, "uint8": tf.uint8}[io_dtype]
     with warnings.catch_warnings(), start_up_lines_hidden():  # the quantiser's summary line, and its note that
         # the float input has no statistics (by design)
         warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected", category=UserWarning)
-        return quantize_int8(int8_converter(converter, canvases, io), canvases, io)
+        return quantize_int8(int8_converter(converter, canvases, io), canvases, io, CALIBRATED_FLOAT_LAYERS[precision])
 
 
 def int8_converter(converter, canvases: list[np.ndarray], io_type):
@@ -63,7 +67,7 @@ def convert_tflite_bytes(bundle, precision: str, options: ExportOptions) -> tupl
         raise ExportError(f"unknown TFLite precision {precision!r}")
     facts: dict = {}
     canvases = None
-    if precision == "int8":
+    if precision in CALIBRATED_FLOAT_LAYERS:
         if not options.calibration_images:
             raise ExportError("full-integer int8 needs calibration images: pass --calibration-images DIR")
         canvases = calibration_canvases(options.calibration_images, bundle.input_size, options.num_calibration)

@@ -58,6 +58,7 @@ THRESHOLDS = {
     "palette4": Thresholds(prob_max_abs=None, prob_mean_abs=0.04, offsets_mean_abs=0.15, mask_iou=0.90,
                            instance_iou=0.85, count_mismatch_rate=0.35),
 }
+THRESHOLDS["int8-selective"] = THRESHOLDS["int8"]  # full int8 with its worst ops in float: the same limits
 # Core ML "int8" is weight-only linear quantisation: it gets the weight-only limits.
 COREML_INT8 = THRESHOLDS["dynamic-int8"]
 
