@@ -81,7 +81,9 @@ def test_measured_int8_runs_and_stays_close_to_the_converters_own(bundle, option
 def test_int8_selective_keeps_exactly_its_worst_ops_in_float(bundle, options, monkeypatch):
     """``int8-selective`` is full int8 with the ``CALIBRATED_FLOAT_LAYERS`` ops of worst own error in float (ranked
     by QuantizationDebugger on the calibration images): that many ops compute in float, and they are the ranked
-    ones."""
+    ones. The ranking is quiet: no deprecation warning of the tf.lite.Interpreter that the debugger runs."""
+    import warnings
+
     from conftest import load_benchmark
 
     ranked = {}
@@ -93,7 +95,10 @@ def test_int8_selective_keeps_exactly_its_worst_ops_in_float(bundle, options, mo
 
     monkeypatch.setattr(calibration, "worst_layers", capture)
     monkeypatch.setitem(export_tflite.CALIBRATED_FLOAT_LAYERS, "int8-selective", 3)
-    data, facts = export_tflite.convert_tflite_bytes(bundle, "int8-selective", options)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        data, facts = export_tflite.convert_tflite_bytes(bundle, "int8-selective", options)
+    assert not [w for w in caught if "tf.lite.Interpreter is deprecated" in str(w.message)]
     assert facts["calibration"]["images"] == 8 and len(ranked["nodes"]) == 3
     assert load_benchmark("int8_cures").float_ops(data) == 3
     assert all(np.isfinite(v).all() for v in _run(data, canvas()))

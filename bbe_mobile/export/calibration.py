@@ -94,14 +94,17 @@ def layer_errors(calibrated: bytes, canvases: list[np.ndarray]) -> list[tuple[st
     is the int8 tensor the op writes; ``node`` its name as ``mlir_quantize(denylisted_nodes=...)`` takes it (the
     debugger's ``tensor_name``: the NumericVerify name without prefix, index and one trailing digit)."""
     import re  # noqa: PLC0415
+    import warnings  # noqa: PLC0415
 
     import tensorflow as tf  # noqa: PLC0415
     from tensorflow.lite.tools.optimize.debugging.python import debugger  # noqa: PLC0415
 
     debug_model = quantize_calibrated(calibrated, tf.float32, enable_numeric_verify=True)
-    run = debugger.QuantizationDebugger(quant_debug_model_content=debug_model,
-                                        debug_dataset=lambda: ([c[None].astype(np.float32)] for c in canvases))
-    run.run()
+    with warnings.catch_warnings():  # the debugger runs tf.lite.Interpreter, which warns that it is deprecated
+        warnings.filterwarnings("ignore", r"\s*Warning: tf\.lite\.Interpreter is deprecated", UserWarning)
+        run = debugger.QuantizationDebugger(quant_debug_model_content=debug_model,
+                                            debug_dataset=lambda: ([c[None].astype(np.float32)] for c in canvases))
+        run.run()
     scales = {d["name"]: d["quantization"][0] for d in run._quant_interpreter.get_tensor_details()  # noqa: SLF001
               if d["dtype"] == np.int8 and d["quantization"][0] > 0}
     rows = []
