@@ -27,6 +27,8 @@ VARIANTS = {  # name -> GrouperConfig overrides of the model's grouper
     "refine": {"mode": "refine", "refine_rounds": 1},
     "refine x2": {"mode": "refine", "refine_rounds": 2},
     "refine x3": {"mode": "refine", "refine_rounds": 3},
+    "refine mean": {"mode": "refine", "refine_rounds": 1, "refine_statistic": "mean"},
+    "refine mean x2": {"mode": "refine", "refine_rounds": 2, "refine_statistic": "mean"},
     "paper t_iou 0.4": {"mode": "paper", "t_iou": 0.4},
     "refine t_iou 0.4": {"mode": "refine", "t_iou": 0.4},
     "refine t_iou 0.2": {"mode": "refine", "t_iou": 0.2},
