@@ -2,9 +2,10 @@
 
 Cost: O(H·W) for the peaks, O(Nc·K) for NMS (K <= max_instances kept), O(Np·K) for each assignment of the Np
 person cells (each kept box only visits the cells that can overlap it), O(Np) for the medians of a refinement
-round (np.partition; np.bincount for the mean statistic). Only the person cells are decoded. Each assignment first tries one guessed box per cell and
-keeps it when the Jaccard bound proves it the strict maximum (``assign_from_guess``): on well separated people
-that is one IoU per cell, and only the other cells pay for the full O(K) pass.
+round (np.partition; np.bincount for the mean statistic). Only the person cells are decoded. Each assignment
+first tries one guessed box per cell and keeps it when the Jaccard bound proves it the strict maximum
+(``assign_from_guess``): on well separated people that is one IoU per cell, and only the other cells pay for the
+full O(K) pass.
 """
 from __future__ import annotations
 
@@ -372,8 +373,8 @@ def refine_round(cell_boxes: np.ndarray | CellBoxes, labels: np.ndarray, count: 
                  t_iou: float, statistic: str = "median") -> tuple[np.ndarray, np.ndarray]:
     """One refinement round (docs/grouper.md, "Refine"): the ``statistic`` (median or mean) box of each of the
     ``count`` boxes' cells, boxes without cells dropped, duplicates removed by NMS scored by cell count, the
-    survivors in their previous order, cells assigned again (``assign_from_guess``, each starting from its own refined box). Returns (boxes
-    (K', 4) float64, labels of the cells against them)."""
+    survivors in their previous order, cells assigned again (``assign_from_guess``, each starting from its own
+    refined box). Returns (boxes (K', 4) float64, labels of the cells against them)."""
     cells = _as_cell_boxes(cell_boxes)
     counts = np.bincount(labels, minlength=count + 1)[1:]
     present = np.flatnonzero(counts)

@@ -283,8 +283,8 @@ public final class Grouper {
     /// if that IoU is `>= tIou` (else 0); fills `counts` (per label, 0 = none) and, given `prob` (the last
     /// assignment), the `sums` of step 5 (raster order).
     ///
-    /// `fromRefined` (after ``refineRound(nPerson:nKept:tNms:statistic:)``): a cell first tries the box its previous box
-    /// refined into (`refinedInto`). 1 - IoU is a metric (the Jaccard distance), so an IoU `a` with box `g` above
+    /// `fromRefined` (after ``refineRound(nPerson:nKept:tNms:statistic:)``): a cell first tries the box its previous
+    /// box refined into (`refinedInto`). 1 - IoU is a metric (the Jaccard distance), so an IoU `a` with box `g` above
     /// `settle[g]` = (1 + max IoU of `g` with another box) / 2 + 1e-9 leaves every other box an IoU < `a`: `g` is
     /// the strict argmax and the other boxes need not be tried. The labels are exactly those of the full loop.
     private func assign(nPerson: Int, nKept: Int, tIou: Double, prob p: UnsafePointer<Float>?, fromRefined: Bool) {

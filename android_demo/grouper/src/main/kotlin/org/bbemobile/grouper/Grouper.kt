@@ -496,9 +496,9 @@ class Grouper(val config: GrouperConfig = GrouperConfig()) {
 
     /**
      * One refinement round (docs/grouper.md step 4b) on the labels of the last [assign]: the per-coordinate
-     * [statistic] (median or mean) box of each of the [nk] kept boxes' cells (boxes without cells dropped), duplicates removed by
-     * greedy NMS scored by cell count (ties: lower number), the survivors written back as kept boxes in their
-     * previous order. Returns their number; the caller assigns the cells again.
+     * [statistic] (median or mean) box of each of the [nk] kept boxes' cells (boxes without cells dropped),
+     * duplicates removed by greedy NMS scored by cell count (ties: lower number), the survivors written back as
+     * kept boxes in their previous order. Returns their number; the caller assigns the cells again.
      */
     private fun refineRound(npc: Int, nk: Int, tNms: Double, statistic: RefineStatistic): Int {
         val cnt = counts
