@@ -315,12 +315,18 @@ def _expected(case: GoldenCase) -> Instances:
     return group(case.prob, case.offsets, case.stride, case.config)
 
 
-def _config_doc(config: GrouperConfig) -> dict:
-    """A case's ``config`` object: every GrouperConfig field, without mode and refine_rounds in mode paper and
-    without refine_statistic when it is the default median (the files written before it stay byte-identical)."""
+def grouper_doc(config: GrouperConfig) -> dict:
+    """Every GrouperConfig field, without refine_statistic when it is the default median (so the golden files
+    written before it stay byte-identical)."""
     doc = dataclasses.asdict(config)
     if config.refine_statistic == "median":
         del doc["refine_statistic"]
+    return doc
+
+
+def _config_doc(config: GrouperConfig) -> dict:
+    """A case's ``config`` object: ``grouper_doc``, without mode and refine_rounds in mode paper."""
+    doc = grouper_doc(config)
     if config.mode == "paper":
         del doc["mode"], doc["refine_rounds"]
     return doc
