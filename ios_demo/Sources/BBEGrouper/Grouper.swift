@@ -1,8 +1,8 @@
 import Foundation
 
 /// The BBE instance grouper of docs/grouper.md (paper section 3.3): peaks, greedy NMS, assignment of
-/// person cells to kept boxes by IoU, in mode ``GrouperMode/refine`` refinement rounds (median boxes, NMS by
-/// cell count, reassignment), renumbering.
+/// person cells to kept boxes by IoU, in mode ``GrouperMode/refine`` refinement rounds (median or mean boxes,
+/// NMS by cell count, reassignment), renumbering.
 ///
 /// All arithmetic is done in `Double` after widening each `Float` input exactly; boxes and scores are
 /// rounded to `Float` at the end. A `Grouper` keeps preallocated work buffers between calls, so one

@@ -1,7 +1,7 @@
 import Foundation
 
-/// How instance boxes are made (docs/grouper.md): the paper's peak boxes, or boxes refined by the median of their
-/// cells' boxes (Grouper v2).
+/// How instance boxes are made (docs/grouper.md): the paper's peak boxes, or boxes refined by the median or the mean
+/// (``RefineStatistic``) of their cells' boxes (Grouper v2).
 public enum GrouperMode: String, Equatable, Sendable, Codable {
     /// The paper's grouper: steps 1-5.
     case paper

@@ -30,8 +30,8 @@ class Instances(
 /**
  * The BBE instance grouper of the paper's section 3.3, exactly as docs/grouper.md specifies: float64
  * arithmetic on exactly widened float32 inputs, non-strict thresholds, stable NMS order, ties to the earlier
- * kept box, dropped instances renumbered; in [GrouperMode.REFINE] the refinement rounds of step 4b (median
- * boxes, NMS by cell count, reassignment).
+ * kept box, dropped instances renumbered; in [GrouperMode.REFINE] the refinement rounds of step 4b (median or
+ * mean boxes, NMS by cell count, reassignment).
  *
  * A `Grouper` owns preallocated work arrays that grow to the largest map seen, so repeated calls on the same
  * map size allocate only their results. It is therefore **not thread-safe**: use one instance per thread.

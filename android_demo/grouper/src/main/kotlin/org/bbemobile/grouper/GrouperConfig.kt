@@ -1,8 +1,8 @@
 package org.bbemobile.grouper
 
 /**
- * How instance boxes are made (docs/grouper.md): the paper's peak boxes, or boxes refined by the median of
- * their cells' boxes (Grouper v2).
+ * How instance boxes are made (docs/grouper.md): the paper's peak boxes, or boxes refined by the median or the
+ * mean ([RefineStatistic]) of their cells' boxes (Grouper v2).
  *
  * @property metadataName the value of the `mode` metadata key.
  */
