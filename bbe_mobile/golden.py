@@ -263,10 +263,12 @@ def refine_cases(cases: list[GoldenCase]) -> list[GoldenCase]:
 
 def mean_cases(refine: list[GoldenCase]) -> list[GoldenCase]:
     """The ``refine_statistic="mean"`` variants (NAME_mean, same input files) of the refine cases: the refine-only
-    ones (duplicates, count ties, two rounds), the edge and COCO variants, and the benchmarks MEAN_BENCH_CASES."""
+    ones (duplicates, count ties, two rounds), the edge and COCO variants, and the benchmarks MEAN_BENCH_CASES.
+    Without the letterbox upsampling check (``image``: the same for any grouping, and megabytes per COCO case)."""
     return [dataclasses.replace(case, name=f"{case.name}{MEAN_SUFFIX}", description=f"{case.description}; "
                                 "refine statistic mean", inputs_from=case.inputs_from or case.name,
-                                config=dataclasses.replace(case.config, refine_statistic="mean"))
+                                config=dataclasses.replace(case.config, refine_statistic="mean"), image_hw=None,
+                                scale=None)
             for case in refine if case.bench_people is None or case.inputs_from in MEAN_BENCH_CASES]
 
 
