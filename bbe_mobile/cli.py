@@ -161,8 +161,8 @@ def _say_initial_weights(backbone: str, alpha: float, backbone_weights: str | No
 
 
 def _grouper_options(f):
-    """--t-c/--t-nms/--t-fg/--t-iou/--max-instances/--grouper-mode/--refine-rounds overriding the model's grouper
-    configuration; the command receives them as keyword arguments named like GrouperConfig's fields."""
+    """--t-c/--t-nms/--t-fg/--t-iou/--max-instances/--grouper-mode/--refine-rounds/--refine-statistic overriding the
+    model's grouper configuration; the command receives them as keyword arguments named like GrouperConfig's fields."""
     for name, help_text in (("t-c", "peak probability threshold"), ("t-nms", "NMS IoU threshold"),
                             ("t-fg", "person cell probability threshold"),
                             ("t-iou", "minimum IoU of a cell's box with its instance box")):
@@ -172,6 +172,9 @@ def _grouper_options(f):
                      help="Grouper mode (docs/grouper.md): the paper's, or refined boxes (default: the model's).")(f)
     f = click.option("--refine-rounds", type=int, default=None,
                      help="Refinement rounds of --grouper-mode refine, >= 1 (default: the model's, 1).")(f)
+    f = click.option("--refine-statistic", type=click.Choice(["median", "mean"]), default=None,
+                     help="Per-coordinate statistic of the refined boxes of --grouper-mode refine (default: the "
+                          "model's, median).")(f)
     return click.option("--max-instances", type=int, default=None, help="Most instances per image "
                         "(default: the model's, 20).")(f)
 

@@ -6,7 +6,8 @@ plus raw little-endian row-major files ``NAME.prob.f32`` (H·W float32), ``NAME.
 ``NAME.labels.i32`` (H·W int32) and, with an ``image`` block, ``NAME.image_labels.i32`` (h0·w0 int32).
 Every decision in a case is at least ``MIN_MARGIN`` away from a threshold or a tie (checked on generation).
 A case's ``config`` lists ``mode`` and ``refine_rounds`` only for mode ``refine`` (absent: the paper's mode, so the
-older cases stay byte-identical); a refine case may reuse another case's input files (``prob_file``/``offsets_file``).
+older cases stay byte-identical) and ``refine_statistic`` only when it is ``mean`` (absent: ``median``); a refine
+case may reuse another case's input files (``prob_file``/``offsets_file``).
 """
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from bbe_mobile.boxes import anchor_centers, decode_boxes, encode_boxes, pairwise_iou
-from bbe_mobile.grouper import (GrouperConfig, Instances, assign_cells, boxes_to_image, find_peaks, group,
-                                labels_to_image, median_boxes, nms, refine_round)
+from bbe_mobile.grouper import (REFINE_BOXES, GrouperConfig, Instances, assign_cells, boxes_to_image, find_peaks,
+                                group, labels_to_image, nms, refine_round)
 from bbe_mobile.utils.json_files import JsonFileError, read_json_object, show_value
 
 MIN_MARGIN = 1e-4
@@ -26,6 +27,8 @@ BENCH_SIZES = (65, 129, 257)
 BENCH_PEOPLE = (1, 5, 10, 20)
 REFINE_SUFFIX = "_refine"  # the refine-mode variant of case NAME is NAME_refine (same input files)
 REFINE_BENCH_CASES = ("bench_65_10", "bench_129_1", "bench_129_5", "bench_129_10", "bench_129_20", "bench_257_10")
+MEAN_SUFFIX = "_mean"  # the refine_statistic "mean" variant of refine case NAME is NAME_mean (same input files)
+MEAN_BENCH_CASES = ("bench_129_10", "bench_129_20")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,11 +81,12 @@ def decision_margin(prob: np.ndarray, offsets: np.ndarray, stride: float, config
             labels = assign_cells(rows, kept, config.t_iou)
             for _ in range(config.refine_rounds):
                 counts = np.bincount(labels, minlength=len(kept) + 1)[1:]
-                medians = median_boxes(rows, labels, len(kept))[counts > 0]
-                if len(medians) > 1:  # the duplicate removal: every pair of refined boxes against t_nms
-                    pairs = pairwise_iou(medians, medians)[~np.eye(len(medians), dtype=bool)]
+                refined = REFINE_BOXES[config.refine_statistic](rows, labels, len(kept))[counts > 0]
+                if len(refined) > 1:  # the duplicate removal: every pair of refined boxes against t_nms
+                    pairs = pairwise_iou(refined, refined)[~np.eye(len(refined), dtype=bool)]
                     margins.append(np.min(np.abs(pairs - config.t_nms)))
-                kept, labels = refine_round(rows, labels, len(kept), config.t_nms, config.t_iou)
+                kept, labels = refine_round(rows, labels, len(kept), config.t_nms, config.t_iou,
+                                            config.refine_statistic)
                 margins += _assignment_margins(cells, kept, config.t_iou)
     return float(min(margins))
 
@@ -254,7 +258,18 @@ def refine_cases(cases: list[GoldenCase]) -> list[GoldenCase]:
             out.append(dataclasses.replace(case, name=f"{case.name}{REFINE_SUFFIX}", description=f"{case.description}; "
                                            "mode refine", config=dataclasses.replace(case.config, mode="refine"),
                                            inputs_from=case.name))
-    return out
+    return out + mean_cases(out)
+
+
+def mean_cases(refine: list[GoldenCase]) -> list[GoldenCase]:
+    """The ``refine_statistic="mean"`` variants (NAME_mean, same input files) of the refine cases: the refine-only
+    ones (duplicates, count ties, two rounds), the edge and COCO variants, and the benchmarks MEAN_BENCH_CASES.
+    Without the letterbox upsampling check (``image``: the same for any grouping, and megabytes per COCO case)."""
+    return [dataclasses.replace(case, name=f"{case.name}{MEAN_SUFFIX}", description=f"{case.description}; "
+                                "refine statistic mean", inputs_from=case.inputs_from or case.name,
+                                config=dataclasses.replace(case.config, refine_statistic="mean"), image_hw=None,
+                                scale=None)
+            for case in refine if case.bench_people is None or case.inputs_from in MEAN_BENCH_CASES]
 
 
 def coco_cases(images_dir: str, annotations: str, count: int = 3, size: int = 256) -> list[GoldenCase]:
@@ -302,9 +317,18 @@ def _expected(case: GoldenCase) -> Instances:
     return group(case.prob, case.offsets, case.stride, case.config)
 
 
-def _config_doc(config: GrouperConfig) -> dict:
-    """A case's ``config`` object: every GrouperConfig field, without mode and refine_rounds in mode paper."""
+def grouper_doc(config: GrouperConfig) -> dict:
+    """Every GrouperConfig field, without refine_statistic when it is the default median (so the golden files
+    written before it stay byte-identical)."""
     doc = dataclasses.asdict(config)
+    if config.refine_statistic == "median":
+        del doc["refine_statistic"]
+    return doc
+
+
+def _config_doc(config: GrouperConfig) -> dict:
+    """A case's ``config`` object: ``grouper_doc``, without mode and refine_rounds in mode paper."""
+    doc = grouper_doc(config)
     if config.mode == "paper":
         del doc["mode"], doc["refine_rounds"]
     return doc

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bbe_mobile.golden import MIN_MARGIN, _blank, _person, decision_margin
+from bbe_mobile.golden import MIN_MARGIN, _blank, _person, decision_margin, grouper_doc
 from bbe_mobile.grouper import GrouperConfig, group
 from bbe_mobile.tracker import TrackerConfig, TrackerState, track_frame
 from bbe_mobile.utils.json_files import JsonFileError, read_json_object
@@ -148,7 +148,7 @@ def write_tracking_golden(out_dir: str | Path, seqs: list[TrackingSequence]) -> 
         content = seq.content_hw or (float(h), float(w))
         doc = {"name": seq.name, "description": seq.description, "frames": t, "height": h, "width": w,
                "stride": seq.stride, "content_height": content[0], "content_width": content[1],
-               "grouper": dataclasses.asdict(seq.grouper), "tracker": dataclasses.asdict(seq.tracker),
+               "grouper": grouper_doc(seq.grouper), "tracker": dataclasses.asdict(seq.tracker),
                **{f"{key}_file": name for key, name in files.items()}, "expected": records}
         seq.prob.astype("<f4").tofile(out / files["prob"])
         seq.offsets.astype("<f4").tofile(out / files["offsets"])

@@ -2,9 +2,10 @@
 
 Cost: O(H·W) for the peaks, O(Nc·K) for NMS (K <= max_instances kept), O(Np·K) for each assignment of the Np
 person cells (each kept box only visits the cells that can overlap it), O(Np) for the medians of a refinement
-round (np.partition). Only the person cells are decoded. Each assignment first tries one guessed box per cell and
-keeps it when the Jaccard bound proves it the strict maximum (``assign_from_guess``): on well separated people
-that is one IoU per cell, and only the other cells pay for the full O(K) pass.
+round (np.partition; np.bincount for the mean statistic). Only the person cells are decoded. Each assignment
+first tries one guessed box per cell and keeps it when the Jaccard bound proves it the strict maximum
+(``assign_from_guess``): on well separated people that is one IoU per cell, and only the other cells pay for the
+full O(K) pass.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import numpy as np
 from bbe_mobile.boxes import Anchor, decode_rows, pairwise_iou
 
 GROUPER_MODES = ("paper", "refine")
+REFINE_STATISTICS = ("median", "mean")
 NMS_BLOCK = 64  # candidates whose pairwise IoUs one NMS step computes at once
 JACCARD_MARGIN = 1e-9  # slack of the settling test of ``reassign_cells`` (IoU rounding errors are ~1e-15)
 CHUNK_CELLS = 16  # consecutive person cells (raster order) that share one bounding test in the assignment
@@ -26,7 +28,8 @@ GUESS_MIN_BOXES = 3  # fewer boxes: the plain assignment is cheaper than trying 
 @dataclass(frozen=True)
 class GrouperConfig:
     """Grouper thresholds (probabilities and IoUs in [0, 1]), the anchor (input pixels) and the mode:
-    ``paper`` (the paper's peak boxes) or ``refine`` (``refine_rounds`` rounds of median refinement)."""
+    ``paper`` (the paper's peak boxes) or ``refine`` (``refine_rounds`` rounds of refinement, each box replaced by the
+    per-coordinate ``refine_statistic``, ``median`` or ``mean``, of its cells' boxes)."""
 
     t_c: float = 0.6
     t_nms: float = 0.4
@@ -38,6 +41,7 @@ class GrouperConfig:
     max_log_scale: float = Anchor().max_log_scale
     mode: str = "paper"
     refine_rounds: int = 1
+    refine_statistic: str = "median"
 
     @property
     def anchor(self) -> Anchor:
@@ -59,6 +63,9 @@ class GrouperConfig:
                 raise ValueError(f"GrouperConfig.{name} must be finite and > 0, got {value}")
         if self.mode not in GROUPER_MODES:
             raise ValueError(f"GrouperConfig.mode must be one of {', '.join(GROUPER_MODES)}, got {self.mode!r}")
+        if self.refine_statistic not in REFINE_STATISTICS:
+            raise ValueError(f"GrouperConfig.refine_statistic must be one of {', '.join(REFINE_STATISTICS)}, "
+                             f"got {self.refine_statistic!r}")
 
 
 @dataclass(frozen=True)
@@ -277,6 +284,23 @@ def median_boxes(cell_boxes: np.ndarray | CellBoxes, labels: np.ndarray, count: 
     return medians.T
 
 
+def mean_boxes(cell_boxes: np.ndarray | CellBoxes, labels: np.ndarray, count: int) -> np.ndarray:
+    """Per-coordinate mean (docs/grouper.md, "Refine") of the cell boxes (4, N) labelled 1..``count`` -> (count, 4)
+    float64: each coordinate summed in float64 in the order of the cells (np.bincount adds its weights one by one
+    in input order), then divided by the cell count; a label without cells gets NaN."""
+    rows = cell_boxes.boxes if isinstance(cell_boxes, CellBoxes) else np.asarray(cell_boxes, np.float64)
+    counts = np.bincount(labels, minlength=count + 1)[1:]
+    means = np.empty((count, 4))
+    for c in range(4):
+        means[:, c] = np.bincount(labels, weights=rows[c], minlength=count + 1)[1:]
+    with np.errstate(invalid="ignore", divide="ignore"):  # 0 / 0: a label without cells, NaN
+        means /= counts[:, None]
+    return means
+
+
+REFINE_BOXES = {"median": median_boxes, "mean": mean_boxes}  # refine_statistic -> its per-label box function
+
+
 def guess_by_centre(boxes: np.ndarray, cells: CellBoxes, height: int, width: int, stride: float) -> np.ndarray:
     """A guessed box for each of ``cells``: the number (1-based, 0 = none) of the earliest of ``boxes`` (K, 4)
     whose central part (half its width and height) holds the centre of the cell's own box, looked up on the
@@ -346,21 +370,21 @@ def assign_from_guess(cells: CellBoxes, boxes: np.ndarray, guess: np.ndarray, t_
 
 
 def refine_round(cell_boxes: np.ndarray | CellBoxes, labels: np.ndarray, count: int, t_nms: float,
-                 t_iou: float) -> tuple[np.ndarray, np.ndarray]:
-    """One refinement round (docs/grouper.md, "Refine"): the median box of each of the ``count`` boxes' cells,
-    boxes without cells dropped, duplicates removed by NMS scored by cell count, the survivors in their previous
-    order, cells assigned again (``assign_from_guess``, each starting from its own refined box). Returns (boxes
-    (K', 4) float64, labels of the cells against them)."""
+                 t_iou: float, statistic: str = "median") -> tuple[np.ndarray, np.ndarray]:
+    """One refinement round (docs/grouper.md, "Refine"): the ``statistic`` (median or mean) box of each of the
+    ``count`` boxes' cells, boxes without cells dropped, duplicates removed by NMS scored by cell count, the
+    survivors in their previous order, cells assigned again (``assign_from_guess``, each starting from its own
+    refined box). Returns (boxes (K', 4) float64, labels of the cells against them)."""
     cells = _as_cell_boxes(cell_boxes)
     counts = np.bincount(labels, minlength=count + 1)[1:]
     present = np.flatnonzero(counts)
-    medians = median_boxes(cells, labels, count)[present]
-    median_iou = pairwise_iou(medians, medians)
-    kept = np.sort(nms(medians, counts[present], t_nms, len(present), median_iou))
+    refined = REFINE_BOXES[statistic](cells, labels, count)[present]
+    refined_iou = pairwise_iou(refined, refined)
+    kept = np.sort(nms(refined, counts[present], t_nms, len(present), refined_iou))
     refined_into = np.zeros(count + 1, np.int32)  # previous label -> number (1-based) of its surviving refined box
     refined_into[present[kept] + 1] = np.arange(1, len(kept) + 1)
-    return medians[kept], assign_from_guess(cells, medians[kept], refined_into[labels], t_iou,
-                                            median_iou[np.ix_(kept, kept)])
+    return refined[kept], assign_from_guess(cells, refined[kept], refined_into[labels], t_iou,
+                                            refined_iou[np.ix_(kept, kept)])
 
 
 @functools.lru_cache(maxsize=32)
@@ -402,7 +426,7 @@ def group(prob: np.ndarray, offsets: np.ndarray, stride: float, config: GrouperC
     if config.mode == "refine":
         for _ in range(config.refine_rounds):
             kept_boxes, person_labels = refine_round(cells, person_labels, len(kept_boxes), config.t_nms,
-                                                     config.t_iou)
+                                                     config.t_iou, config.refine_statistic)
 
     counts = np.bincount(person_labels, minlength=len(kept_boxes) + 1)[1:]
     sums = np.bincount(person_labels, weights=flat_prob[person], minlength=len(kept_boxes) + 1)[1:]

@@ -27,6 +27,8 @@ VARIANTS = {  # name -> GrouperConfig overrides of the model's grouper
     "refine": {"mode": "refine", "refine_rounds": 1},
     "refine x2": {"mode": "refine", "refine_rounds": 2},
     "refine x3": {"mode": "refine", "refine_rounds": 3},
+    "refine mean": {"mode": "refine", "refine_rounds": 1, "refine_statistic": "mean"},
+    "refine mean x2": {"mode": "refine", "refine_rounds": 2, "refine_statistic": "mean"},
     "paper t_iou 0.4": {"mode": "paper", "t_iou": 0.4},
     "refine t_iou 0.4": {"mode": "refine", "t_iou": 0.4},
     "refine t_iou 0.2": {"mode": "refine", "t_iou": 0.2},
@@ -37,6 +39,7 @@ VARIANTS = {  # name -> GrouperConfig overrides of the model's grouper
     "refine x2 t_nms 0.3": {"mode": "refine", "refine_rounds": 2, "t_nms": 0.3},
     "refine t_nms 0.3 t_iou 0.4": {"mode": "refine", "t_nms": 0.3, "t_iou": 0.4},
 }
+VARIANT_BASE = {"refine_statistic": "median"}  # a variant's fields not named above, whatever the model's default
 METRICS = ("AP", "AP50", "AP75", "APL", "AR100")
 
 
@@ -87,7 +90,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"model {args.model or 'bundled'}, letterbox {args.size}, base grouper {predictor.grouper}")
     print(f"| grouping | {header} |\n|---|" + "---|" * (len(DEV_SETS) * len(METRICS)))
     for name in names:
-        config = dataclasses.replace(predictor.grouper, **VARIANTS[name])
+        config = dataclasses.replace(predictor.grouper, **{**VARIANT_BASE, **VARIANTS[name]})
         row = []
         for set_name, (ids, maps) in sets.items():
             results = [r for i in ids for r in prediction_results(predictor.group(*maps[i], config), i,

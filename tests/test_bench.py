@@ -29,11 +29,13 @@ DEVICE_DOC = {
 
 
 def test_mode_pairs_match_each_refine_row_with_its_paper_row():
-    from bbe_mobile.bench.groupers import mode_pairs
+    from bbe_mobile.bench.groupers import mode_pairs, refine_label
 
     rows = [{"name": "bench_129_10", "median_ms": 0.5}, {"name": "bench_65_1", "median_ms": 0.2},
-            {"name": "bench_129_10_refine", "median_ms": 0.8}, {"name": "lonely_refine", "median_ms": 1.0}]
-    assert mode_pairs(rows) == [(rows[0], rows[2])]
+            {"name": "bench_129_10_refine", "median_ms": 0.8}, {"name": "lonely_refine", "median_ms": 1.0},
+            {"name": "bench_129_10_refine_mean", "median_ms": 0.6}]
+    assert mode_pairs(rows) == [(rows[0], rows[2]), (rows[0], rows[4])]
+    assert [refine_label(*pair) for pair in mode_pairs(rows)] == ["bench_129_10", "bench_129_10 mean"]
 
 
 @pytest.fixture(scope="module")

@@ -211,3 +211,17 @@ def test_grouper_modes_ap_regroups_cached_maps(tiny_bundle, tmp_path, capsys, mo
     assert len(calls) == 32 + 300
     with pytest.raises(SystemExit):
         bench.main(args[:-1] + ["median"])
+
+
+def test_grouper_modes_speed_times_each_mode_and_its_ratio(capsys, monkeypatch):
+    module = load_benchmark("grouper_modes_speed")
+    monkeypatch.setattr("sys.argv", ["grouper_modes_speed.py", "--repeats", "2", "--runs", "2", "--tools", "numpy",
+                                     "--case", "bench_65_10"])
+    module.main()
+    out = capsys.readouterr().out
+    rows = [line.split(" | ") for line in out.splitlines() if line.startswith("| numpy")]
+    assert [r[1] for r in rows] == ["bench_65_10", "bench_65_10_refine"]  # bench_65_10 has no mean variant
+    assert rows[1][4].endswith("target <= 1.5x |")
+    monkeypatch.setattr("sys.argv", ["grouper_modes_speed.py", "--tools", "fortran"])
+    with pytest.raises(SystemExit):
+        module.main()

@@ -2,12 +2,13 @@ import json
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from bbe_mobile.golden import read_golden
-from bbe_mobile.grouper import GrouperConfig, boxes_to_image, group, labels_to_image
+from bbe_mobile.boxes import anchor_centers, decode_boxes, pairwise_iou
+from bbe_mobile.golden import decision_margin, read_golden
+from bbe_mobile.grouper import GrouperConfig, boxes_to_image, group, labels_to_image, mean_boxes
 from conftest import GOLDEN
 
 CASES = json.loads((GOLDEN / "index.json").read_text())["cases"]
@@ -41,7 +42,8 @@ def maps(draw):
 def test_golden_covers_the_required_cases():
     required = {"no_person", "one_pixel", "plateau", "equal_peaks", "touching", "overlapping", "borders",
                 "many_peaks", "bench_129_10", "refine_duplicate", "refine_count_order", "refine_count_tie",
-                "refine_two_rounds", "plateau_refine", "equal_peaks_refine", "bench_129_10_refine"}
+                "refine_two_rounds", "plateau_refine", "equal_peaks_refine", "bench_129_10_refine",
+                "refine_duplicate_mean", "refine_count_tie_mean", "refine_two_rounds_mean", "bench_129_10_refine_mean"}
     assert required <= set(CASES)
     assert any(c.startswith("coco_") for c in CASES)
     assert any(c.startswith("coco_") and c.endswith("_refine") for c in CASES)
@@ -52,6 +54,8 @@ def test_golden_paper_cases_carry_no_mode():
     for name in CASES:
         config = json.loads((GOLDEN / f"{name}.json").read_text())["config"]
         assert ("mode" in config) == ("refine" in name), name
+        assert config.get("refine_statistic", "median") == ("mean" if name.endswith("_mean") else "median"), name
+        assert "refine_statistic" not in config or config["refine_statistic"] == "mean", name
 
 
 def _reference_group(prob, offsets, stride, config):
@@ -93,6 +97,8 @@ def _reference_group(prob, offsets, stride, config):
         v, n = sorted(values), len(values)
         return v[(n - 1) // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
 
+    statistic = median if config.refine_statistic == "median" else _plain_mean
+
     p = prob.astype(np.float64)
     peaks = [(i, j) for i in range(h) for j in range(w) if p[i, j] >= config.t_c and all(
         p[i, j] >= p[k, l] for k in range(max(0, i - 1), min(h, i + 2)) for l in range(max(0, j - 1), min(w, j + 2)))]
@@ -103,7 +109,8 @@ def _reference_group(prob, offsets, stride, config):
     labels = assign(cells, boxes)
     for _ in range(config.refine_rounds if config.mode == "refine" else 0):
         groups = [[c for c, l in zip(cells, labels) if l == k + 1] for k in range(len(boxes))]
-        refined = [(len(g), k, tuple(median([c[x] for c in g]) for x in range(4))) for k, g in enumerate(groups) if g]
+        refined = [(len(g), k, tuple(statistic([c[x] for c in g]) for x in range(4))) for k, g in enumerate(groups)
+                   if g]
         survivors = greedy([r[2] for r in sorted(refined, key=lambda r: (-r[0], r[1]))], len(refined))
         boxes = [r[2] for r in refined if any(r[2] is s for s in survivors)]
         labels = assign(cells, boxes)
@@ -112,6 +119,14 @@ def _reference_group(prob, offsets, stride, config):
     for (i, j), l in zip(person, labels):
         out[i, j] = numbers.get(l, 0)
     return out, np.array([boxes[k - 1] for k in sorted(numbers)], np.float32).reshape(-1, 4)
+
+
+def _plain_mean(values):
+    """The mean of docs/grouper.md: float64 sum in the given (raster) order, divided by the count."""
+    total = 0.0
+    for v in values:
+        total += v
+    return total / len(values)
 
 
 @st.composite
@@ -127,10 +142,11 @@ def tied_maps(draw):
 
 @settings(max_examples=120, deadline=None)
 @given(st.one_of(maps(), tied_maps()), st.sampled_from(["paper", "refine"]), st.integers(1, 3),
-       st.sampled_from([0.0, 0.2, 0.3, 0.5]), st.integers(1, 6))
-def test_grouper_matches_the_reference(m, mode, rounds, t_iou, max_instances):
+       st.sampled_from([0.0, 0.2, 0.3, 0.5]), st.integers(1, 6), st.sampled_from(["median", "mean"]))
+def test_grouper_matches_the_reference(m, mode, rounds, t_iou, max_instances, statistic):
     prob, offsets = m
-    config = GrouperConfig(t_iou=t_iou, max_instances=max_instances, mode=mode, refine_rounds=rounds)
+    config = GrouperConfig(t_iou=t_iou, max_instances=max_instances, mode=mode, refine_rounds=rounds,
+                           refine_statistic=statistic)
     r = group(prob, offsets, 4.0, config)
     labels, boxes = _reference_group(prob, offsets, 4.0, config)
     np.testing.assert_array_equal(r.labels, labels)
@@ -168,6 +184,57 @@ def test_grouper_properties(m, t_iou, max_instances):
     np.testing.assert_array_equal(again.boxes, r.boxes)
 
 
+@settings(max_examples=60, deadline=None)
+@given(arrays(np.float64, (4, 30), elements=st.floats(-1e4, 1e4)),
+       st.lists(st.integers(0, 4), min_size=30, max_size=30))
+def test_mean_boxes_is_the_plain_loop(rows, labels):
+    """np.bincount sums in input order: bit-identical to a float64 loop over the cells in order, NaN without cells."""
+    labels = np.array(labels)
+    means = mean_boxes(rows, labels, 4)
+    for k in range(1, 5):
+        members = np.flatnonzero(labels == k)
+        expected = [_plain_mean(rows[c, members].tolist()) if members.size else np.nan for c in range(4)]
+        np.testing.assert_array_equal(means[k - 1], expected)
+
+
+@settings(max_examples=40, deadline=None)
+@given(maps(), st.integers(1, 3), st.sampled_from([-3, 2, 5]), st.sampled_from([-4, 1, 3]))
+def test_refine_mean_translates_with_the_map(m, rounds, di, dj):
+    """Moving the maps by whole cells (padding with background) keeps the labels and moves the mean boxes by as
+    many strides (up to rounding: the decoded boxes are not exactly shifted), on maps whose decisions are 1e-6
+    away from flipping."""
+    prob, offsets = m
+    config = GrouperConfig(mode="refine", refine_rounds=rounds, refine_statistic="mean")
+    assume(decision_margin(prob, offsets, 4.0, config) >= 1e-6)
+    h, w = prob.shape
+    big_p, big_o = np.zeros((h + 10, w + 10), np.float32), np.zeros((h + 10, w + 10, 4), np.float32)
+    big_p[5 + di:5 + di + h, 5 + dj:5 + dj + w], big_o[5 + di:5 + di + h, 5 + dj:5 + dj + w] = prob, offsets
+    base = group(big_p, big_o, 4.0, config)
+    small = group(prob, offsets, 4.0, config)
+    np.testing.assert_array_equal(base.labels[5 + di:5 + di + h, 5 + dj:5 + dj + w], small.labels)
+    shift = 4.0 * np.array([5 + dj, 5 + di, 5 + dj, 5 + di])
+    np.testing.assert_allclose(base.boxes, small.boxes + shift, atol=1e-3)
+
+
+@settings(max_examples=60, deadline=None)
+@given(tied_maps(), st.integers(1, 3))
+def test_refine_mean_settled_cells(m, rounds):
+    """After the last mean round a cell labelled k has its maximum IoU (>= t_iou) with box k, and an unlabelled
+    person cell has no IoU >= t_iou (within the float32 rounding of the output boxes)."""
+    prob, offsets = m
+    config = GrouperConfig(mode="refine", refine_rounds=rounds, refine_statistic="mean")
+    r = group(prob, offsets, 4.0, config)
+    cx, cy = anchor_centers(*prob.shape, 4.0)
+    cells = decode_boxes(offsets.reshape(-1, 4), cx.ravel(), cy.ravel(), config.anchor)
+    labels = r.labels.ravel()
+    iou = pairwise_iou(cells, r.boxes.astype(np.float64))
+    for n, label in enumerate(labels.tolist()):
+        if label:
+            assert iou[n, label - 1] >= config.t_iou - 1e-4 and iou[n, label - 1] >= iou[n].max() - 1e-4
+        elif prob.ravel()[n] >= config.t_fg and len(r):
+            assert iou[n].max() < config.t_iou + 1e-4
+
+
 def test_all_zero_map_has_no_instance():
     r = group(np.zeros((33, 17), np.float32), np.zeros((33, 17, 4), np.float32), 4)
     assert len(r) == 0 and not r.labels.any()
@@ -197,6 +264,8 @@ def test_bad_config_and_stride_raise():
     for rounds in (0, 1.5, True):
         with pytest.raises(ValueError, match="refine_rounds must be an integer >= 1"):
             group(p, o, 4, GrouperConfig(mode="refine", refine_rounds=rounds))
+    with pytest.raises(ValueError, match="refine_statistic must be one of median, mean, got 'mode'"):
+        group(p, o, 4, GrouperConfig(mode="refine", refine_statistic="mode"))
 
 
 def test_metadata_without_mode_means_the_paper():
@@ -206,6 +275,8 @@ def test_metadata_without_mode_means_the_paper():
            "anchor_h": 117.0, "max_log_scale": 4.0}
     assert grouper_from_metadata(old).mode == "paper"
     assert grouper_from_metadata({**old, "mode": "refine", "refine_rounds": 2}).refine_rounds == 2
+    assert grouper_from_metadata({**old, "mode": "refine"}).refine_statistic == "median"
+    assert grouper_from_metadata({**old, "mode": "refine", "refine_statistic": "mean"}).refine_statistic == "mean"
 
 
 def test_labels_and_boxes_to_image():

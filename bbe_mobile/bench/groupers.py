@@ -15,7 +15,7 @@ import numpy as np
 from bbe_mobile.bench.device_results import parse_bench_stdout
 from bbe_mobile.bench.options import BenchOptions
 from bbe_mobile.bench.timing import Progress, summarize
-from bbe_mobile.golden import REFINE_SUFFIX, read_golden, read_golden_doc, read_golden_index
+from bbe_mobile.golden import MEAN_SUFFIX, REFINE_SUFFIX, read_golden, read_golden_doc, read_golden_index
 from bbe_mobile.golden_tracking import BENCH_SEQUENCE, INDEX, read_tracking_golden, read_tracking_index
 from bbe_mobile.grouper import GrouperConfig, group
 from bbe_mobile.tracker import TrackerConfig, TrackerState, smooth, update_tracks
@@ -24,6 +24,7 @@ from bbe_mobile.utils.paths import GOLDEN_DIR, REPO_ROOT
 BENCH_ROW_STATS = ("median_ms", "p90_ms", "min_ms")  # the figures a bbe-bench/1 grouper row carries
 IOS_DIR = REPO_ROOT / "ios_demo"
 KOTLIN_BENCH = REPO_ROOT / "android_demo" / "grouper" / "bench.sh"
+REFINE_ROW_SUFFIXES = (REFINE_SUFFIX, REFINE_SUFFIX + MEAN_SUFFIX)  # the refine rows of case NAME: median, mean
 
 
 def bench_case_names(golden_dir: Path = GOLDEN_DIR) -> list[str]:
@@ -91,10 +92,21 @@ def time_numpy_tracker(runs: int = 200, warmup: int = 20, golden_dir: Path = GOL
 
 
 def mode_pairs(results: list[dict]) -> list[tuple[dict, dict]]:
-    """(paper row, refine row) of each case timed in both modes (NAME and NAME_refine), in row order."""
+    """(paper row, refine row) of each case timed in the paper's mode and in a refine mode (NAME with NAME_refine,
+    the median statistic, and NAME_refine_mean, the mean), in row order."""
     by_name = {r.get("name"): r for r in results}
-    return [(by_name[r["name"][:-len(REFINE_SUFFIX)]], r) for r in results
-            if str(r.get("name", "")).endswith(REFINE_SUFFIX) and r["name"][:-len(REFINE_SUFFIX)] in by_name]
+    pairs = []
+    for r in results:
+        name = str(r.get("name", ""))
+        for suffix in REFINE_ROW_SUFFIXES:
+            if name.endswith(suffix) and name[:-len(suffix)] in by_name:
+                pairs.append((by_name[name[:-len(suffix)]], r))
+    return pairs
+
+
+def refine_label(paper: dict, refine: dict) -> str:
+    """``NAME`` for a median refine row of case NAME, ``NAME mean`` for a mean one (the pairs of ``mode_pairs``)."""
+    return paper["name"] + (" mean" if refine["name"].endswith(MEAN_SUFFIX) else "")
 
 
 def _skipped(source: str, note: str) -> dict:

@@ -3,7 +3,7 @@ paper's 1-2 ms, peers, estimates and device measurements."""
 from __future__ import annotations
 
 from bbe_mobile.bench.device_results import PAPER_NOTE, paper_verdict
-from bbe_mobile.bench.groupers import mode_pairs
+from bbe_mobile.bench.groupers import mode_pairs, refine_label
 
 TRACKER_TARGET = "tracker + smoothing per frame (issue 24): <= 0.1 ms Swift/Kotlin, <= 0.5 ms NumPy"
 
@@ -122,11 +122,12 @@ def format_markdown(result: dict) -> str:
         lines.append(f"- {g['source']}: {g['note']}")
     ratios = [(g["source"], mode_pairs(g["results"])) for g in ok]
     if any(pairs for _, pairs in ratios):
-        lines += ["", "Mode refine against the paper's mode (median ms, refine / paper; NAME_refine rows):", ""]
+        lines += ["", "Mode refine against the paper's mode (median ms, refine / paper; NAME_refine rows, NAME mean: "
+                  "NAME_refine_mean rows):", ""]
         for source, pairs in ratios:
             lines.append(f"- {source}: " + ", ".join(
-                f"{paper['name']} {refine['median_ms'] / paper['median_ms']:.2f}x" for paper, refine in pairs
-                if paper["median_ms"] > 0))
+                f"{refine_label(paper, refine)} {refine['median_ms'] / paper['median_ms']:.2f}x"
+                for paper, refine in pairs if paper["median_ms"] > 0))
     if result["grouper_share"]:
         lines.append("")
         lines.append("Grouper share of model latency (129x129 maps, the output of a 513/516 input):")

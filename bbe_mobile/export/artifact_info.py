@@ -21,7 +21,8 @@ REQUIRED_KEYS = (
     "t_iou", "max_instances", "prob_output", "offsets_output", "prob_activation", "output_layout",
     "model_name", "model_version", "toolkit_version", "precision",
 )
-OPTIONAL_GROUPER_KEYS = ("mode", "refine_rounds")  # Grouper v2; absent in older files: mode "paper"
+OPTIONAL_GROUPER_KEYS = ("mode", "refine_rounds", "refine_statistic")  # Grouper v2; absent in older files: the
+# defaults ("paper", 1, "median"), the grouping those files were made for
 GROUPER_KEYS = ("t_c", "t_nms", "t_fg", "t_iou", "max_instances", "anchor_w", "anchor_h", "max_log_scale")
 METADATA_KEYS = REQUIRED_KEYS[:REQUIRED_KEYS.index("max_instances") + 1] + OPTIONAL_GROUPER_KEYS \
     + REQUIRED_KEYS[REQUIRED_KEYS.index("max_instances") + 1:]  # every key written, in the documented order
@@ -67,6 +68,7 @@ def make_metadata(*, input_size: int, stride: int, grouper: GrouperConfig, model
         "t_c": float(grouper.t_c), "t_nms": float(grouper.t_nms), "t_fg": float(grouper.t_fg),
         "t_iou": float(grouper.t_iou), "max_instances": int(grouper.max_instances),
         "mode": grouper.mode, "refine_rounds": int(grouper.refine_rounds),
+        "refine_statistic": grouper.refine_statistic,
         "prob_output": PROB_OUTPUT,
         "offsets_output": OFFSETS_OUTPUT,
         "prob_activation": "none",

@@ -1,8 +1,8 @@
 import Foundation
 
 /// The BBE instance grouper of docs/grouper.md (paper section 3.3): peaks, greedy NMS, assignment of
-/// person cells to kept boxes by IoU, in mode ``GrouperMode/refine`` refinement rounds (median boxes, NMS by
-/// cell count, reassignment), renumbering.
+/// person cells to kept boxes by IoU, in mode ``GrouperMode/refine`` refinement rounds (median or mean boxes,
+/// NMS by cell count, reassignment), renumbering.
 ///
 /// All arithmetic is done in `Double` after widening each `Float` input exactly; boxes and scores are
 /// rounded to `Float` at the end. A `Grouper` keeps preallocated work buffers between calls, so one
@@ -30,6 +30,7 @@ public final class Grouper {
     // Refinement work buffers (mode refine): the cells' coordinates grouped by label, refined boxes.
     private var values: UnsafeMutablePointer<Double>? = nil       // 4 x cells: x1, y1, x2, y2 grouped by label
     private var refined: UnsafeMutablePointer<Double>? = nil      // 5 per refined box: x1, y1, x2, y2, area
+    private var boxSums: UnsafeMutablePointer<Double>? = nil      // 4 per label 0...k: coordinate sums (mean)
     private var refinedCount: UnsafeMutablePointer<Int>? = nil    // cells of each refined box
     private var refinedOrder: UnsafeMutablePointer<Int>? = nil    // refined boxes by count desc, ties by number
     private var groupStart: UnsafeMutablePointer<Int>? = nil
@@ -52,6 +53,7 @@ public final class Grouper {
         renumber?.deallocate()
         values?.deallocate()
         refined?.deallocate()
+        boxSums?.deallocate()
         refinedCount?.deallocate()
         refinedOrder?.deallocate()
         groupStart?.deallocate()
@@ -80,6 +82,7 @@ public final class Grouper {
             sums?.deallocate()
             renumber?.deallocate()
             refined?.deallocate()
+            boxSums?.deallocate()
             refinedCount?.deallocate()
             refinedOrder?.deallocate()
             groupStart?.deallocate()
@@ -90,6 +93,7 @@ public final class Grouper {
             sums = .allocate(capacity: k + 1)
             renumber = .allocate(capacity: k + 1)
             refined = .allocate(capacity: 5 * k)
+            boxSums = .allocate(capacity: 4 * (k + 1))
             refinedCount = .allocate(capacity: k)
             refinedOrder = .allocate(capacity: k)
             groupStart = .allocate(capacity: k + 2)
@@ -244,7 +248,7 @@ public final class Grouper {
 
         // ---- Step 4b (mode refine): refinement rounds ----
         for round in 0..<rounds {
-            nKept = refineRound(nPerson: nPerson, nKept: nKept, tNms: tNms)
+            nKept = refineRound(nPerson: nPerson, nKept: nKept, tNms: tNms, statistic: configuration.refineStatistic)
             assign(nPerson: nPerson, nKept: nKept, tIou: tIou, prob: round == rounds - 1 ? p : nil, fromRefined: true)
         }
 
@@ -279,8 +283,8 @@ public final class Grouper {
     /// if that IoU is `>= tIou` (else 0); fills `counts` (per label, 0 = none) and, given `prob` (the last
     /// assignment), the `sums` of step 5 (raster order).
     ///
-    /// `fromRefined` (after ``refineRound(nPerson:nKept:tNms:)``): a cell first tries the box its previous box
-    /// refined into (`refinedInto`). 1 - IoU is a metric (the Jaccard distance), so an IoU `a` with box `g` above
+    /// `fromRefined` (after ``refineRound(nPerson:nKept:tNms:statistic:)``): a cell first tries the box its previous
+    /// box refined into (`refinedInto`). 1 - IoU is a metric (the Jaccard distance), so an IoU `a` with box `g` above
     /// `settle[g]` = (1 + max IoU of `g` with another box) / 2 + 1e-9 leaves every other box an IoU < `a`: `g` is
     /// the strict argmax and the other boxes need not be tried. The labels are exactly those of the full loop.
     private func assign(nPerson: Int, nKept: Int, tIou: Double, prob p: UnsafePointer<Float>?, fromRefined: Bool) {
@@ -341,15 +345,10 @@ public final class Grouper {
         }
     }
 
-    /// One refinement round of docs/grouper.md step 4b on the labels of the last assignment: the per-coordinate
-    /// median box of each kept box's cells (boxes without cells dropped), duplicates removed by greedy NMS
-    /// scored by cell count (ties: lower number), survivors written back into `kept` in their previous order.
-    /// Returns the number of surviving boxes; the caller assigns the cells again.
-    private func refineRound(nPerson: Int, nKept: Int, tNms: Double) -> Int {
-        guard let personLabel, let personBox, let kept, let counts, let values, let refined, let refinedCount,
-              let refinedOrder, let groupStart, let refinedInto else { return 0 }
-        // Group the cells' coordinates by label (counting sort): coordinate c of group k (1...nKept) is
-        // values[c * nPerson + groupStart[k] ..< c * nPerson + groupStart[k + 1]].
+    /// Groups the cells' coordinates by label for the medians (counting sort): coordinate c of group k (1...nKept)
+    /// is `values[c * nPerson + groupStart[k] ..< c * nPerson + groupStart[k + 1]]`.
+    private func groupByLabel(nPerson: Int, nKept: Int) {
+        guard let personLabel, let personBox, let counts, let values, let groupStart else { return }
         groupStart[0] = 0
         for k in 0...nKept {
             groupStart[k + 1] = groupStart[k] + counts[k]
@@ -368,16 +367,48 @@ public final class Grouper {
             values[2 * nPerson + at] = c[2]
             values[3 * nPerson + at] = c[3]
         }
-        // Median boxes of the kept boxes that have cells, in kept order (the selection reorders each group in place).
+    }
+
+    /// One refinement round of docs/grouper.md step 4b on the labels of the last assignment: the per-coordinate
+    /// `statistic` (median or mean) box of each kept box's cells (boxes without cells dropped), duplicates removed
+    /// by greedy NMS scored by cell count (ties: lower number), survivors written back into `kept` in their
+    /// previous order.
+    /// Returns the number of surviving boxes; the caller assigns the cells again.
+    private func refineRound(nPerson: Int, nKept: Int, tNms: Double, statistic: RefineStatistic) -> Int {
+        guard let personLabel, let personBox, let kept, let counts, let values, let refined, let boxSums,
+              let refinedCount, let refinedOrder, let groupStart, let refinedInto else { return 0 }
+        if statistic == .mean {
+            // One pass over the cells in raster order: the float64 sum of each coordinate per label.
+            boxSums.update(repeating: 0, count: 4 * (nKept + 1))
+            for n in 0..<nPerson {
+                let s = boxSums + 4 * Int(personLabel[n]), c = personBox + 5 * n
+                s[0] += c[0]
+                s[1] += c[1]
+                s[2] += c[2]
+                s[3] += c[3]
+            }
+        } else {
+            groupByLabel(nPerson: nPerson, nKept: nKept)
+        }
+        // Refined boxes of the kept boxes that have cells, in kept order (the median's selection reorders each group
+        // in place).
         var nRefined = 0
         refinedInto[0] = 0
         for k in stride(from: 1, through: nKept, by: 1) {
             refinedInto[k] = 0
             guard counts[k] > 0 else { continue }
-            let start = groupStart[k], n = counts[k]
+            let n = counts[k]
             let r = refined + 5 * nRefined
-            for coordinate in 0..<4 {
-                r[coordinate] = Grouper.median(values + coordinate * nPerson + start, count: n)
+            if statistic == .mean {
+                let s = boxSums + 4 * k, count = Double(n)
+                for coordinate in 0..<4 {
+                    r[coordinate] = s[coordinate] / count
+                }
+            } else {
+                let start = groupStart[k]
+                for coordinate in 0..<4 {
+                    r[coordinate] = Grouper.median(values + coordinate * nPerson + start, count: n)
+                }
             }
             r[4] = max(r[2] - r[0], 0) * max(r[3] - r[1], 0)
             refinedCount[nRefined] = n

@@ -1,12 +1,20 @@
 import Foundation
 
-/// How instance boxes are made (docs/grouper.md): the paper's peak boxes, or boxes refined by the median of their
-/// cells' boxes (Grouper v2).
+/// How instance boxes are made (docs/grouper.md): the paper's peak boxes, or boxes refined by the median or the mean
+/// (``RefineStatistic``) of their cells' boxes (Grouper v2).
 public enum GrouperMode: String, Equatable, Sendable, Codable {
     /// The paper's grouper: steps 1-5.
     case paper
     /// Steps 1-4, ``GrouperConfiguration/refineRounds`` refinement rounds (step 4b), then step 5.
     case refine
+}
+
+/// The per-coordinate statistic of a refined box over its cells' boxes (docs/grouper.md step 4b).
+public enum RefineStatistic: String, Equatable, Sendable, Codable {
+    /// The middle value, or the mean of the two middle values of an even count.
+    case median
+    /// The float64 sum of the cells' values in raster order, divided by their count.
+    case mean
 }
 
 /// Thresholds, anchor and mode of the grouper (docs/grouper.md, "GrouperConfig").
@@ -39,24 +47,26 @@ public struct GrouperConfiguration: Equatable, Sendable, Codable {
     public var mode: GrouperMode
     /// Refinement rounds of mode ``GrouperMode/refine`` (>= 1; ignored in mode ``GrouperMode/paper``).
     public var refineRounds: Int
+    /// The statistic of the refined boxes of mode ``GrouperMode/refine``.
+    public var refineStatistic: RefineStatistic
 
     /// The metadata / golden-file key of each field, in the order of docs/grouper.md.
     public static let metadataKeys = ["t_c", "t_nms", "t_fg", "t_iou", "max_instances",
                                       "anchor_w", "anchor_h", "max_log_scale"]
-    /// Keys of Grouper v2, optional: a file without them (written before) means `"paper"` and 1 round.
-    public static let optionalMetadataKeys = ["mode", "refine_rounds"]
+    /// Keys of Grouper v2, optional: a file without them (written before) means `"paper"`, 1 round, `"median"`.
+    public static let optionalMetadataKeys = ["mode", "refine_rounds", "refine_statistic"]
 
     enum CodingKeys: String, CodingKey {
         case tC = "t_c", tNms = "t_nms", tFg = "t_fg", tIou = "t_iou", maxInstances = "max_instances"
         case anchorW = "anchor_w", anchorH = "anchor_h", maxLogScale = "max_log_scale"
-        case mode, refineRounds = "refine_rounds"
+        case mode, refineRounds = "refine_rounds", refineStatistic = "refine_statistic"
     }
 
     /// Creates a configuration; every argument defaults to the value of docs/grouper.md.
     public init(tC: Double = 0.6, tNms: Double = 0.4, tFg: Double = 0.5, tIou: Double = 0.3,
                 maxInstances: Int = 20, anchorW: Double = GrouperConfiguration.defaultAnchorW,
                 anchorH: Double = GrouperConfiguration.defaultAnchorH, maxLogScale: Double = 4.0,
-                mode: GrouperMode = .paper, refineRounds: Int = 1) {
+                mode: GrouperMode = .paper, refineRounds: Int = 1, refineStatistic: RefineStatistic = .median) {
         self.tC = tC
         self.tNms = tNms
         self.tFg = tFg
@@ -67,9 +77,11 @@ public struct GrouperConfiguration: Equatable, Sendable, Codable {
         self.maxLogScale = maxLogScale
         self.mode = mode
         self.refineRounds = refineRounds
+        self.refineStatistic = refineStatistic
     }
 
-    /// Decodes the keys of ``CodingKeys``; `mode` and `refine_rounds` are optional (`.paper`, 1), as in metadata.
+    /// Decodes the keys of ``CodingKeys``; `mode`, `refine_rounds` and `refine_statistic` are optional (`.paper`, 1,
+    /// `.median`), as in metadata.
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init(tC: try c.decode(Double.self, forKey: .tC), tNms: try c.decode(Double.self, forKey: .tNms),
@@ -78,12 +90,13 @@ public struct GrouperConfiguration: Equatable, Sendable, Codable {
                   anchorW: try c.decode(Double.self, forKey: .anchorW), anchorH: try c.decode(Double.self, forKey: .anchorH),
                   maxLogScale: try c.decode(Double.self, forKey: .maxLogScale),
                   mode: try c.decodeIfPresent(GrouperMode.self, forKey: .mode) ?? .paper,
-                  refineRounds: try c.decodeIfPresent(Int.self, forKey: .refineRounds) ?? 1)
+                  refineRounds: try c.decodeIfPresent(Int.self, forKey: .refineRounds) ?? 1,
+                  refineStatistic: try c.decodeIfPresent(RefineStatistic.self, forKey: .refineStatistic) ?? .median)
     }
 
     /// Reads the eight grouper keys (`t_c`, `t_nms`, `t_fg`, `t_iou`, `max_instances`, `anchor_w`,
-    /// `anchor_h`, `max_log_scale`) and the optional `mode` (default `"paper"`) and `refine_rounds` (default 1)
-    /// from a decoded `"bbe"` metadata object (or a golden case's `config`).
+    /// `anchor_h`, `max_log_scale`) and the optional `mode` (default `"paper"`), `refine_rounds` (default 1) and
+    /// `refine_statistic` (default `"median"`) from a decoded `"bbe"` metadata object (or a golden case's `config`).
     ///
     /// - Throws: ``BBEGrouperError/badMetadata(_:)`` naming the first missing or mistyped key, then
     ///   ``BBEGrouperError/invalidConfiguration(_:)`` if a value is out of range.
@@ -102,6 +115,14 @@ public struct GrouperConfiguration: Equatable, Sendable, Codable {
         }
         if metadata["refine_rounds"] != nil {
             refineRounds = try m.int("refine_rounds")
+        }
+        if metadata["refine_statistic"] != nil {
+            let name = try m.string("refine_statistic")
+            guard let parsed = RefineStatistic(rawValue: name) else {
+                throw BBEGrouperError.badMetadata(
+                    "key \"refine_statistic\" must be \"median\" or \"mean\", got \(name.debugDescription)")
+            }
+            refineStatistic = parsed
         }
         try validate()
     }

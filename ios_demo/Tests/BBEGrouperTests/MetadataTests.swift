@@ -75,8 +75,8 @@ final class MetadataTests: XCTestCase {
         XCTAssertEqual(try BBEModelMetadata(creatorDefined: ["bbe": Self.sample, "other": "x"]), m)
     }
 
-    /// `mode` and `refine_rounds` are optional (the sample, written before Grouper v2, means the paper's mode),
-    /// read when present, and checked.
+    /// `mode`, `refine_rounds` and `refine_statistic` are optional (the sample, written before Grouper v2, means
+    /// the paper's mode), read when present, and checked.
     func testGrouperModeKeys() throws {
         XCTAssertEqual(try GrouperConfiguration(metadataJSON: Self.sample).mode, .paper)
         var o = try object()
@@ -94,9 +94,18 @@ final class MetadataTests: XCTestCase {
         XCTAssertThrowsError(try GrouperConfiguration(metadata: o)) { error in
             XCTAssertTrue("\(error)".contains("refine_rounds"), "\(error)")
         }
+        XCTAssertEqual(refine.refineStatistic, .median)
+        o["refine_rounds"] = 2
+        o["refine_statistic"] = "mean"
+        XCTAssertEqual(try GrouperConfiguration(metadata: o).refineStatistic, .mean)
+        o["refine_statistic"] = "mode"
+        XCTAssertThrowsError(try GrouperConfiguration(metadata: o)) { error in
+            XCTAssertTrue("\(error)".contains("refine_statistic"), "\(error)")
+        }
         let decoded = try JSONDecoder().decode(GrouperConfiguration.self, from: Data(Self.sample.utf8))
         XCTAssertEqual(decoded.mode, .paper)
         XCTAssertEqual(decoded.refineRounds, 1)
+        XCTAssertEqual(decoded.refineStatistic, .median)
     }
 
     /// The JSON block of docs/metadata.md itself parses (guards against the doc and the parser drifting).

@@ -30,8 +30,8 @@ class Instances(
 /**
  * The BBE instance grouper of the paper's section 3.3, exactly as docs/grouper.md specifies: float64
  * arithmetic on exactly widened float32 inputs, non-strict thresholds, stable NMS order, ties to the earlier
- * kept box, dropped instances renumbered; in [GrouperMode.REFINE] the refinement rounds of step 4b (median
- * boxes, NMS by cell count, reassignment).
+ * kept box, dropped instances renumbered; in [GrouperMode.REFINE] the refinement rounds of step 4b (median or
+ * mean boxes, NMS by cell count, reassignment).
  *
  * A `Grouper` owns preallocated work arrays that grow to the largest map seen, so repeated calls on the same
  * map size allocate only their results. It is therefore **not thread-safe**: use one instance per thread.
@@ -55,6 +55,7 @@ class Grouper(val config: GrouperConfig = GrouperConfig()) {
     private var personBox = DoubleArray(0)  // 5 per person cell: x1, y1, x2, y2, area
     private var values = DoubleArray(0)     // 4 x cells: x1, y1, x2, y2 of the cells grouped by label (refinement)
     private var refined = DoubleArray(0)    // 5 per refined box
+    private var boxSums = DoubleArray(0)    // 4 per label 0..k: coordinate sums of the cells (mean refinement)
     private var refinedCount = IntArray(0)
     private var refinedOrder = IntArray(0)
     private var groupStart = IntArray(0)
@@ -163,6 +164,7 @@ class Grouper(val config: GrouperConfig = GrouperConfig()) {
         counts = IntArray(k)
         renumber = IntArray(k + 1)
         refined = DoubleArray(5 * k)
+        boxSums = DoubleArray(4 * (k + 1))
         refinedCount = IntArray(k)
         refinedOrder = IntArray(k)
         groupStart = IntArray(k + 2)
@@ -302,7 +304,7 @@ class Grouper(val config: GrouperConfig = GrouperConfig()) {
         assign(prob, npc, nk, tIou, false, rounds == 0)
         // Step 4b (mode refine): refinement rounds, each followed by a new assignment.
         for (round in 0 until rounds) {
-            nk = refineRound(npc, nk, tNms)
+            nk = refineRound(npc, nk, tNms, cfg.refineStatistic)
             assign(prob, npc, nk, tIou, true, round == rounds - 1)
         }
 
@@ -421,12 +423,11 @@ class Grouper(val config: GrouperConfig = GrouperConfig()) {
     }
 
     /**
-     * One refinement round (docs/grouper.md step 4b) on the labels of the last [assign]: the per-coordinate
-     * median box of each of the [nk] kept boxes' cells (boxes without cells dropped), duplicates removed by
-     * greedy NMS scored by cell count (ties: lower number), the survivors written back as kept boxes in their
-     * previous order. Returns their number; the caller assigns the cells again.
+     * Median boxes (docs/grouper.md step 4b) of the [nk] kept boxes that have cells, in kept order, into [refined]
+     * (5 per box: x1, y1, x2, y2, area) and their cell counts into [refinedCount]; returns their number. The cells'
+     * coordinates are grouped by label, then each group is reordered in place by the selection.
      */
-    private fun refineRound(npc: Int, nk: Int, tNms: Double): Int {
+    private fun medianBoxes(npc: Int, nk: Int): Int {
         val cnt = counts
         val start = groupStart
         val pLab = personLabel
@@ -446,7 +447,6 @@ class Grouper(val config: GrouperConfig = GrouperConfig()) {
             vals[2 * npc + at] = pBox[b + 2]
             vals[3 * npc + at] = pBox[b + 3]
         }
-        // Median boxes of the kept boxes with cells, in kept order (the selection reorders each group in place).
         val r = refined
         var nr = 0
         for (k in 0 until nk) {
@@ -458,6 +458,52 @@ class Grouper(val config: GrouperConfig = GrouperConfig()) {
             refinedCount[nr] = n
             nr++
         }
+        return nr
+    }
+
+    /**
+     * Mean boxes (docs/grouper.md step 4b), as [medianBoxes]: one pass over the cells in raster order adds each
+     * coordinate to its label's float64 sum, then each sum is divided by the cell count.
+     */
+    private fun meanBoxes(npc: Int, nk: Int): Int {
+        val cnt = counts
+        val pLab = personLabel
+        val pBox = personBox
+        val s = boxSums
+        java.util.Arrays.fill(s, 0, 4 * nk + 4, 0.0)
+        for (c in 0 until npc) {  // label 0 sums into s[0 until 4], unused
+            val at = 4 * pLab[c]
+            val b = 5 * c
+            s[at] += pBox[b]
+            s[at + 1] += pBox[b + 1]
+            s[at + 2] += pBox[b + 2]
+            s[at + 3] += pBox[b + 3]
+        }
+        val r = refined
+        var nr = 0
+        for (k in 0 until nk) {
+            val n = cnt[k]
+            if (n == 0) continue
+            val at = 4 * (k + 1)
+            val count = n.toDouble()
+            for (coordinate in 0 until 4) r[5 * nr + coordinate] = s[at + coordinate] / count
+            r[5 * nr + 4] = area(r[5 * nr], r[5 * nr + 1], r[5 * nr + 2], r[5 * nr + 3])
+            refinedCount[nr] = n
+            nr++
+        }
+        return nr
+    }
+
+    /**
+     * One refinement round (docs/grouper.md step 4b) on the labels of the last [assign]: the per-coordinate
+     * [statistic] (median or mean) box of each of the [nk] kept boxes' cells (boxes without cells dropped),
+     * duplicates removed by greedy NMS scored by cell count (ties: lower number), the survivors written back as
+     * kept boxes in their previous order. Returns their number; the caller assigns the cells again.
+     */
+    private fun refineRound(npc: Int, nk: Int, tNms: Double, statistic: RefineStatistic): Int {
+        val cnt = counts
+        val r = refined
+        val nr = if (statistic == RefineStatistic.MEAN) meanBoxes(npc, nk) else medianBoxes(npc, nk)
         // Duplicate removal: greedy NMS by cell count descending, equal counts by number ascending
         // (insertion sort: stable, and there are at most max_instances boxes).
         val order = refinedOrder

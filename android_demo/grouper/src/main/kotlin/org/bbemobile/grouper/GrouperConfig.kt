@@ -1,8 +1,8 @@
 package org.bbemobile.grouper
 
 /**
- * How instance boxes are made (docs/grouper.md): the paper's peak boxes, or boxes refined by the median of
- * their cells' boxes (Grouper v2).
+ * How instance boxes are made (docs/grouper.md): the paper's peak boxes, or boxes refined by the median or the
+ * mean ([RefineStatistic]) of their cells' boxes (Grouper v2).
  *
  * @property metadataName the value of the `mode` metadata key.
  */
@@ -18,6 +18,27 @@ enum class GrouperMode(val metadataName: String) {
         @JvmStatic
         fun fromMetadata(name: String): GrouperMode = values().firstOrNull { it.metadataName == name }
             ?: throw IllegalArgumentException("GrouperConfig.mode must be \"paper\" or \"refine\", got \"$name\"")
+    }
+}
+
+/**
+ * The per-coordinate statistic of a refined box over its cells' boxes (docs/grouper.md step 4b).
+ *
+ * @property metadataName the value of the `refine_statistic` metadata key.
+ */
+enum class RefineStatistic(val metadataName: String) {
+    /** The middle value, or the mean of the two middle values of an even count. */
+    MEDIAN("median"),
+
+    /** The float64 sum in raster order of the cells, divided by their count. */
+    MEAN("mean");
+
+    companion object {
+        /** The statistic of a `refine_statistic` metadata value; [IllegalArgumentException] for another value. */
+        @JvmStatic
+        fun fromMetadata(name: String): RefineStatistic = values().firstOrNull { it.metadataName == name }
+            ?: throw IllegalArgumentException(
+                "GrouperConfig.refine_statistic must be \"median\" or \"mean\", got \"$name\"")
     }
 }
 
@@ -38,6 +59,7 @@ enum class GrouperMode(val metadataName: String) {
  * @property maxLogScale `dw` and `dh` are clamped to `[-maxLogScale, maxLogScale]` before `exp` (> 0).
  * @property mode the paper's boxes or refined ones.
  * @property refineRounds refinement rounds of [GrouperMode.REFINE] (>= 1; ignored by [GrouperMode.PAPER]).
+ * @property refineStatistic the statistic of the refined boxes of [GrouperMode.REFINE].
  */
 data class GrouperConfig(
     val tC: Double = 0.6,
@@ -49,7 +71,8 @@ data class GrouperConfig(
     val anchorH: Double = DEFAULT_ANCHOR_H,
     val maxLogScale: Double = 4.0,
     val mode: GrouperMode = GrouperMode.PAPER,
-    val refineRounds: Int = 1
+    val refineRounds: Int = 1,
+    val refineStatistic: RefineStatistic = RefineStatistic.MEDIAN
 ) {
     init {
         checkUnit("t_c", tC)
@@ -77,9 +100,9 @@ data class GrouperConfig(
         val METADATA_KEYS: List<String> =
             listOf("t_c", "t_nms", "t_fg", "t_iou", "max_instances", "anchor_w", "anchor_h", "max_log_scale")
 
-        /** Keys of Grouper v2, optional: a file without them (written before) means paper and 1 round. */
+        /** Keys of Grouper v2, optional: a file without them (written before) means paper, 1 round, median. */
         @JvmField
-        val OPTIONAL_METADATA_KEYS: List<String> = listOf("mode", "refine_rounds")
+        val OPTIONAL_METADATA_KEYS: List<String> = listOf("mode", "refine_rounds", "refine_statistic")
 
         private fun checkUnit(name: String, value: Double) {
             require(value >= 0.0 && value <= 1.0) { "GrouperConfig.$name must be in [0, 1], got $value" }
@@ -93,7 +116,8 @@ data class GrouperConfig(
 
         /**
          * Config from the `bbe` metadata JSON text (docs/metadata.md): reads the eight grouper keys, all
-         * required, and the optional `mode` (default paper) and `refine_rounds` (default 1). Other keys are
+         * required, and the optional `mode` (default paper), `refine_rounds` (default 1) and `refine_statistic`
+         * (default median). Other keys are
          * ignored here (see [BbeMetadata] for the whole object).
          *
          * @throws IllegalArgumentException on malformed JSON, a missing key, a wrong type or an invalid value.
@@ -115,7 +139,12 @@ data class GrouperConfig(
                 anchorH = r.double("anchor_h"),
                 maxLogScale = r.double("max_log_scale"),
                 mode = if (obj.containsKey("mode")) GrouperMode.fromMetadata(r.string("mode")) else GrouperMode.PAPER,
-                refineRounds = if (obj.containsKey("refine_rounds")) r.int("refine_rounds") else 1
+                refineRounds = if (obj.containsKey("refine_rounds")) r.int("refine_rounds") else 1,
+                refineStatistic = if (obj.containsKey("refine_statistic")) {
+                    RefineStatistic.fromMetadata(r.string("refine_statistic"))
+                } else {
+                    RefineStatistic.MEDIAN
+                }
             )
         }
     }

@@ -70,7 +70,10 @@ class MetadataTest {
         assertEquals(GrouperConfig(tIou = 0.25, maxInstances = 7, anchorH = 117.57550765359254), c)
     }
 
-    /** `mode` and `refine_rounds` are optional (the sample predates them: the paper's mode), read and checked. */
+    /**
+     * `mode`, `refine_rounds` and `refine_statistic` are optional (the sample predates them: the paper's mode,
+     * median), read and checked.
+     */
     @Test
     fun grouperModeKeys() {
         assertEquals(GrouperMode.PAPER, GrouperConfig.fromMetadataJson(SAMPLE).mode)
@@ -79,8 +82,12 @@ class MetadataTest {
         assertEquals(GrouperMode.REFINE, c.mode)
         assertEquals(2, c.refineRounds)
         assertEquals(GrouperMode.REFINE, BbeMetadata.parse(v2).grouper.mode)
+        assertEquals(RefineStatistic.MEDIAN, c.refineStatistic)
+        val mean = v2.replace("\"refine_rounds\": 2", "\"refine_rounds\": 2, \"refine_statistic\": \"mean\"")
+        assertEquals(RefineStatistic.MEAN, GrouperConfig.fromMetadataJson(mean).refineStatistic)
         for ((bad, key) in listOf(v2.replace("\"refine\"", "\"median\"") to "mode",
-                                   v2.replace("\"refine_rounds\": 2", "\"refine_rounds\": 0") to "refine_rounds")) {
+                                   v2.replace("\"refine_rounds\": 2", "\"refine_rounds\": 0") to "refine_rounds",
+                                   mean.replace("\"mean\"", "\"mode\"") to "refine_statistic")) {
             try {
                 GrouperConfig.fromMetadataJson(bad)
                 fail("accepted a bad $key")
