@@ -136,6 +136,19 @@ class _EchoHandler(logging.Handler):
         click.echo(record.getMessage())
 
 
+@main.command(name="average")
+@click.argument("out", type=click.Path(file_okay=False))
+@click.argument("snapshots", nargs=-1, required=True, type=click.Path())
+@click.option("--name", default=None, help="Name of the new bundle (default: the snapshots' name).")
+def average_command(out, snapshots, name):
+    """Average the weights of SNAPSHOTS (bundles of one training run, e.g. RUN/snapshots/step-*) into a new
+    bundle OUT: weight averaging along the run, usually better than any one snapshot (docs/training.md)."""
+    from bbe_mobile.training.average import average_snapshots  # noqa: PLC0415
+
+    path = average_snapshots(list(snapshots), out, name)
+    click.echo(f"wrote {path}: the mean weights of {len(snapshots)} snapshots")
+
+
 def _say_initial_weights(backbone: str, alpha: float, backbone_weights: str | None, init_model: str | None,
                          out_dir: str) -> None:
     """Say which weights training starts from. Loaded backbone weights are reported when they are copied
