@@ -20,7 +20,7 @@ from bbe_mobile.boxes import Anchor, decode_rows, pairwise_iou
 GROUPER_MODES = ("paper", "refine")
 REFINE_STATISTICS = ("median", "mean")
 NMS_BLOCK = 64  # candidates whose pairwise IoUs one NMS step computes at once
-JACCARD_MARGIN = 1e-9  # slack of the settling test of ``reassign_cells`` (IoU rounding errors are ~1e-15)
+JACCARD_MARGIN = 1e-9  # slack of the settling test of ``assign_from_guess`` (IoU rounding errors are ~1e-15)
 CHUNK_CELLS = 16  # consecutive person cells (raster order) that share one bounding test in the assignment
 GUESS_MIN_BOXES = 3  # fewer boxes: the plain assignment is cheaper than trying a guess first
 

@@ -6,7 +6,7 @@ On N training images (letterboxed at --size, no augmentation), every person cell
 features and its target offsets; a person's cells are subsampled to at most --cap. --weighting says how much each
 person counts: ``cell`` (every cell the same, as the training loss), ``person`` (every person the same, as
 ``--balance-instances``) or ``sqrt`` (a person of n cells weighs sqrt(n)). Prints the weighted RMSE of each
-offset before and after, and writes a bundle (the same network and bbe.json, new box_offsets weights) for
+offset before and after, and writes a bundle (the same network and grouper, new box_offsets weights) for
 ``ap_decomposition.py`` and ``eval`` to score on the dev images.
 
 Only models without a box tower (the 1x1 conv reads ``decoder_conv1_relu``).
@@ -17,17 +17,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
 from bbe_mobile.letterbox import canvas_side, letterbox_image, letterbox_masks  # noqa: E402
-from bbe_mobile.modeling.bundle import CONFIG_FILE, MODEL_FILE, load_bundle  # noqa: E402
+from bbe_mobile.modeling.bundle import load_bundle, save_bundle  # noqa: E402
 from bbe_mobile.modeling.targets import build_targets  # noqa: E402
 from bbe_mobile.training.data import CocoPersons  # noqa: E402
-from bbe_mobile.utils.atomic import atomic_path  # noqa: E402
 from bbe_mobile.utils.paths import COCO_MINI, SHARED  # noqa: E402
 
 TRAIN_SETS = ((COCO_MINI / "train", COCO_MINI / "instances_person_train.json"),
@@ -100,11 +98,9 @@ def main() -> None:
     print("weighted RMSE of dx dy dw dh: trained " + " ".join(f"{v:.3f}" for v in rmse(trained))
           + "  refit " + " ".join(f"{v:.3f}" for v in rmse(refit)))
     layer.set_weights([refit[:-1][None, None].astype(np.float32), refit[-1].astype(np.float32)])
-    source = args.model if os.path.isdir(args.model) else os.path.dirname(args.model)
-    with atomic_path(args.out) as tmp:
-        tmp.mkdir()
-        bundle.model.save(tmp / MODEL_FILE)
-        shutil.copy(os.path.join(source, CONFIG_FILE), tmp / CONFIG_FILE)
+    save_bundle(args.out, bundle.model, bundle.config, bundle.input_size, bundle.grouper, bundle.name,
+                {**bundle.info, "box_head_refit": {"images": args.images, "weighting": args.weighting,
+                                                   "ridge": args.ridge, "cap": args.cap}})
     print(f"wrote {args.out}")
 
 
