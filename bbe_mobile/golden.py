@@ -80,8 +80,8 @@ def decision_margin(prob: np.ndarray, offsets: np.ndarray, stride: float, config
             rows = np.ascontiguousarray(cells.T)
             labels = assign_cells(rows, kept, config.t_iou)
             for _ in range(config.refine_rounds):
-                counts = np.bincount(labels, minlength=len(kept) + 1)[1:]
-                refined = REFINE_BOXES[config.refine_statistic](rows, labels, len(kept))[counts > 0]
+                label_counts = np.bincount(labels, minlength=len(kept) + 1)
+                refined = REFINE_BOXES[config.refine_statistic](rows, labels, label_counts)[label_counts[1:] > 0]
                 if len(refined) > 1:  # the duplicate removal: every pair of refined boxes against t_nms
                     pairs = pairwise_iou(refined, refined)[~np.eye(len(refined), dtype=bool)]
                     margins.append(np.min(np.abs(pairs - config.t_nms)))

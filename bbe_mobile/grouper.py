@@ -264,14 +264,16 @@ def assign_cells(cell_boxes: np.ndarray | CellBoxes, kept_boxes: np.ndarray, t_i
     return best
 
 
-def median_boxes(cell_boxes: np.ndarray | CellBoxes, labels: np.ndarray, count: int) -> np.ndarray:
+def median_boxes(cell_boxes: np.ndarray | CellBoxes, labels: np.ndarray, label_counts: np.ndarray) -> np.ndarray:
     """Per-coordinate median (docs/grouper.md, "Refine": middle value, or the mean (a + b) / 2 of the two middle
-    values of an even count) of the cell boxes (4, N) labelled 1..``count`` -> (count, 4) float64; a label
-    without cells gets NaN. Cells grouped by label (radix sort), each group partitioned in place."""
+    values of an even count) of the cell boxes (4, N) labelled 1..count -> (count, 4) float64; a label without
+    cells gets NaN. ``label_counts``: ``np.bincount(labels, minlength=count + 1)`` (index 0: unlabelled cells).
+    Cells grouped by label (radix sort), each group partitioned in place."""
     rows = cell_boxes.boxes if isinstance(cell_boxes, CellBoxes) else np.asarray(cell_boxes, np.float64)
+    count = len(label_counts) - 1
     order = np.argsort(labels.astype(np.min_scalar_type(count)), kind="stable")  # radix sort for small counts
     grouped = np.take(rows, order, axis=1)
-    ends = np.cumsum(np.bincount(labels, minlength=count + 1))
+    ends = np.cumsum(label_counts)
     starts, sizes = ends[:-1], np.diff(ends)  # group k (1..count) is grouped[:, starts[k-1]:ends[k]]
     for start, end in zip(starts.tolist(), ends[1:].tolist()):
         if end > start:
@@ -284,17 +286,18 @@ def median_boxes(cell_boxes: np.ndarray | CellBoxes, labels: np.ndarray, count: 
     return medians.T
 
 
-def mean_boxes(cell_boxes: np.ndarray | CellBoxes, labels: np.ndarray, count: int) -> np.ndarray:
-    """Per-coordinate mean (docs/grouper.md, "Refine") of the cell boxes (4, N) labelled 1..``count`` -> (count, 4)
+def mean_boxes(cell_boxes: np.ndarray | CellBoxes, labels: np.ndarray, label_counts: np.ndarray) -> np.ndarray:
+    """Per-coordinate mean (docs/grouper.md, "Refine") of the cell boxes (4, N) labelled 1..count -> (count, 4)
     float64: each coordinate summed in float64 in the order of the cells (np.bincount adds its weights one by one
-    in input order), then divided by the cell count; a label without cells gets NaN."""
+    in input order), then divided by the cell count; a label without cells gets NaN. ``label_counts``:
+    ``np.bincount(labels, minlength=count + 1)``."""
     rows = cell_boxes.boxes if isinstance(cell_boxes, CellBoxes) else np.asarray(cell_boxes, np.float64)
-    counts = np.bincount(labels, minlength=count + 1)[1:]
+    count = len(label_counts) - 1
     means = np.empty((count, 4))
     for c in range(4):
         means[:, c] = np.bincount(labels, weights=rows[c], minlength=count + 1)[1:]
     with np.errstate(invalid="ignore", divide="ignore"):  # 0 / 0: a label without cells, NaN
-        means /= counts[:, None]
+        means /= label_counts[1:, None]
     return means
 
 
@@ -376,9 +379,10 @@ def refine_round(cell_boxes: np.ndarray | CellBoxes, labels: np.ndarray, count: 
     survivors in their previous order, cells assigned again (``assign_from_guess``, each starting from its own
     refined box). Returns (boxes (K', 4) float64, labels of the cells against them)."""
     cells = _as_cell_boxes(cell_boxes)
-    counts = np.bincount(labels, minlength=count + 1)[1:]
+    label_counts = np.bincount(labels, minlength=count + 1)
+    counts = label_counts[1:]
     present = np.flatnonzero(counts)
-    refined = REFINE_BOXES[statistic](cells, labels, count)[present]
+    refined = REFINE_BOXES[statistic](cells, labels, label_counts)[present]
     refined_iou = pairwise_iou(refined, refined)
     kept = np.sort(nms(refined, counts[present], t_nms, len(present), refined_iou))
     refined_into = np.zeros(count + 1, np.int32)  # previous label -> number (1-based) of its surviving refined box

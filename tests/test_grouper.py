@@ -190,7 +190,7 @@ def test_grouper_properties(m, t_iou, max_instances):
 def test_mean_boxes_is_the_plain_loop(rows, labels):
     """np.bincount sums in input order: bit-identical to a float64 loop over the cells in order, NaN without cells."""
     labels = np.array(labels)
-    means = mean_boxes(rows, labels, 4)
+    means = mean_boxes(rows, labels, np.bincount(labels, minlength=5))
     for k in range(1, 5):
         members = np.flatnonzero(labels == k)
         expected = [_plain_mean(rows[c, members].tolist()) if members.size else np.nan for c in range(4)]
