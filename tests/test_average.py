@@ -20,6 +20,7 @@ def _shifted_copy(bundle_dir, tmp_path, name, shift, steps):
                            bundle.name, {"steps": steps}))
 
 
+@pytest.mark.slow  # three bundles loaded and saved (~8 s): the quick tier keeps the refusal and CLI tests
 def test_average_is_the_mean_of_every_weight_and_records_its_sources(tiny_bundle, tmp_path):
     a = _shifted_copy(tiny_bundle, tmp_path, "a", 0.0, 100)
     b = _shifted_copy(tiny_bundle, tmp_path, "b", 0.5, 200)
