@@ -375,17 +375,26 @@ def assign_from_guess(cells: CellBoxes, boxes: np.ndarray, guess: np.ndarray, t_
 def refine_round(cell_boxes: np.ndarray | CellBoxes, labels: np.ndarray, count: int, t_nms: float,
                  t_iou: float, statistic: str = "median") -> tuple[np.ndarray, np.ndarray]:
     """One refinement round (docs/grouper.md, "Refine"): the ``statistic`` (median or mean) box of each of the
-    ``count`` boxes' cells, boxes without cells dropped, duplicates removed by NMS scored by cell count, the
-    survivors in their previous order, cells assigned again (``assign_from_guess``, each starting from its own
-    refined box). Returns (boxes (K', 4) float64, labels of the cells against them)."""
+    ``count`` boxes' cells (``labels`` (N,) 0..count), boxes without cells dropped, duplicates removed by NMS scored
+    by cell count, the survivors in their previous order, cells assigned again (``assign_from_guess``, each starting
+    from its own refined box). Returns (boxes (K', 4) float64, labels (N,) int32 of the cells against them). When
+    every box has cells and no two refined boxes overlap by more than t_nms (the usual case), NMS keeps them all
+    and each cell's guess is its own label."""
     cells = _as_cell_boxes(cell_boxes)
+    labels = labels.astype(np.intp)  # bincount and take convert other integer types on every call
     label_counts = np.bincount(labels, minlength=count + 1)
     counts = label_counts[1:]
+    refined = REFINE_BOXES[statistic](cells, labels, label_counts)
+    if counts.all():
+        refined_iou = pairwise_iou(refined, refined)
+        np.fill_diagonal(refined_iou, 0)
+        if not (refined_iou > t_nms).any():
+            return refined, assign_from_guess(cells, refined, labels, t_iou, refined_iou)
     present = np.flatnonzero(counts)
-    refined = REFINE_BOXES[statistic](cells, labels, label_counts)[present]
+    refined = refined[present]
     refined_iou = pairwise_iou(refined, refined)
     kept = np.sort(nms(refined, counts[present], t_nms, len(present), refined_iou))
-    refined_into = np.zeros(count + 1, np.int32)  # previous label -> number (1-based) of its surviving refined box
+    refined_into = np.zeros(count + 1, np.intp)  # previous label -> number (1-based) of its surviving refined box
     refined_into[present[kept] + 1] = np.arange(1, len(kept) + 1)
     return refined[kept], assign_from_guess(cells, refined[kept], refined_into[labels], t_iou,
                                             refined_iou[np.ix_(kept, kept)])
