@@ -85,8 +85,8 @@ def decision_margin(prob: np.ndarray, offsets: np.ndarray, stride: float, config
                 if len(refined) > 1:  # the duplicate removal: every pair of refined boxes against t_nms
                     pairs = pairwise_iou(refined, refined)[~np.eye(len(refined), dtype=bool)]
                     margins.append(np.min(np.abs(pairs - config.t_nms)))
-                kept, labels = refine_round(rows, labels, len(kept), config.t_nms, config.t_iou,
-                                            config.refine_statistic)
+                kept, labels, _ = refine_round(rows, labels, len(kept), config.t_nms, config.t_iou,
+                                               config.refine_statistic)
                 margins += _assignment_margins(cells, kept, config.t_iou)
     return float(min(margins))
 

@@ -327,18 +327,20 @@ def guess_by_centre(boxes: np.ndarray, cells: CellBoxes, height: int, width: int
 
 
 def assign_from_guess(cells: CellBoxes, boxes: np.ndarray, guess: np.ndarray, t_iou: float,
-                      box_iou: np.ndarray | None = None) -> np.ndarray:
+                      box_iou: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``assign_cells`` of ``cells`` against ``boxes`` (K, 4), starting from a guessed box per cell (``guess`` (N,)
     1-based, 0 = none: the box the cell's previous box refined into, or ``guess_by_centre``). ``box_iou``: the (K, K)
     ``pairwise_iou(boxes, boxes)`` when the caller has it. 1 - IoU is a metric (the Jaccard distance), so a cell
     whose IoU a with box g exceeds (1 + max_{j != g} IoU(g, j)) / 2 has an IoU < a with every other box: g is its
     strict argmax and only ``a >= t_iou`` remains to decide (JACCARD_MARGIN covers the rounding of the IoUs,
-    ~1e-15). The other cells go through ``assign_cells``. The labels are exactly those of ``assign_cells``."""
+    ~1e-15). The other cells go through ``assign_cells``. The labels are exactly those of ``assign_cells``.
+    Returns (labels (N,) int32, IoU floor (N,) float64: each settled cell's IoU with its guess, 0 for the others;
+    for a labelled cell a lower bound of its IoU with its box, as ``refine_round`` needs)."""
     n, k = cells.area.shape[0], len(boxes)
     if k == 0 or n == 0:
-        return np.zeros(n, np.int32)
+        return np.zeros(n, np.int32), np.zeros(n)
     if k < GUESS_MIN_BOXES:
-        return assign_cells(cells, boxes, t_iou)
+        return assign_cells(cells, boxes, t_iou), np.zeros(n)
     others = pairwise_iou(boxes, boxes) if box_iou is None else box_iou.copy()
     np.fill_diagonal(others, 0)
     # per guess (0: none, 1..k): x1, y1, x2, y2, area of the box and the IoU above which a cell settles on it
@@ -369,35 +371,78 @@ def assign_from_guess(cells: CellBoxes, boxes: np.ndarray, guess: np.ndarray, t_
     if not settled.all():
         rest = np.flatnonzero(~settled)
         labels[rest] = assign_cells(np.take(cells.boxes, rest, axis=1), boxes, t_iou)
-    return labels
+        iou[rest] = 0
+    return labels, iou
 
 
-def refine_round(cell_boxes: np.ndarray | CellBoxes, labels: np.ndarray, count: int, t_nms: float,
-                 t_iou: float, statistic: str = "median") -> tuple[np.ndarray, np.ndarray]:
+def refine_round(cell_boxes: np.ndarray | CellBoxes, labels: np.ndarray, count: int, t_nms: float, t_iou: float,
+                 statistic: str = "median", boxes: np.ndarray | None = None,
+                 iou_floor: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One refinement round (docs/grouper.md, "Refine"): the ``statistic`` (median or mean) box of each of the
     ``count`` boxes' cells (``labels`` (N,) 0..count), boxes without cells dropped, duplicates removed by NMS scored
     by cell count, the survivors in their previous order, cells assigned again (``assign_from_guess``, each starting
-    from its own refined box). Returns (boxes (K', 4) float64, labels (N,) int32 of the cells against them). When
-    every box has cells and no two refined boxes overlap by more than t_nms (the usual case), NMS keeps them all
-    and each cell's guess is its own label."""
+    from its own refined box). Returns (boxes (K', 4) float64, labels (N,) int32 of the cells against them, their IoU
+    floor (N,) float64, as ``assign_from_guess``).
+
+    When every box has cells and no two refined boxes overlap by more than t_nms (the usual case), NMS keeps them
+    all, each cell's guess is its own label, and with ``boxes`` (count, 4), the boxes the cells were assigned to,
+    and ``iou_floor`` (N,), a lower bound of each labelled cell's IoU with its box, ``_reassign_certified`` skips
+    the cells the bound proves."""
     cells = _as_cell_boxes(cell_boxes)
-    labels = labels.astype(np.intp)  # bincount and take convert other integer types on every call
-    label_counts = np.bincount(labels, minlength=count + 1)
+    index = labels.astype(np.intp)  # bincount and take convert other integer types on every call
+    label_counts = np.bincount(index, minlength=count + 1)
     counts = label_counts[1:]
-    refined = REFINE_BOXES[statistic](cells, labels, label_counts)
+    refined = REFINE_BOXES[statistic](cells, index, label_counts)
     if counts.all():
-        refined_iou = pairwise_iou(refined, refined)
+        certify = boxes is not None and iou_floor is not None
+        ious = pairwise_iou(refined, np.concatenate((refined, boxes)) if certify else refined)  # (K, K) or (K, 2K)
+        refined_iou = ious[:, :count]
         np.fill_diagonal(refined_iou, 0)
         if not (refined_iou > t_nms).any():
-            return refined, assign_from_guess(cells, refined, labels, t_iou, refined_iou)
+            if certify:
+                return (refined,) + _reassign_certified(cells, refined, labels, index, iou_floor,
+                                                        ious[:, count:].diagonal(), refined_iou, t_iou)
+            return (refined,) + assign_from_guess(cells, refined, index, t_iou, refined_iou)
     present = np.flatnonzero(counts)
     refined = refined[present]
     refined_iou = pairwise_iou(refined, refined)
     kept = np.sort(nms(refined, counts[present], t_nms, len(present), refined_iou))
     refined_into = np.zeros(count + 1, np.intp)  # previous label -> number (1-based) of its surviving refined box
     refined_into[present[kept] + 1] = np.arange(1, len(kept) + 1)
-    return refined[kept], assign_from_guess(cells, refined[kept], refined_into[labels], t_iou,
-                                            refined_iou[np.ix_(kept, kept)])
+    return (refined[kept],) + assign_from_guess(cells, refined[kept], refined_into[index], t_iou,
+                                                refined_iou[np.ix_(kept, kept)])
+
+
+def _reassign_certified(cells: CellBoxes, refined: np.ndarray, labels: np.ndarray, index: np.ndarray,
+                        iou_floor: np.ndarray, moved: np.ndarray, others: np.ndarray,
+                        t_iou: float) -> tuple[np.ndarray, np.ndarray]:
+    """``assign_from_guess`` of the N ``cells`` against ``refined`` (K, 4), box k refined from the box B_k that the
+    cells labelled k (``labels`` (N,) int32, ``index`` the same as intp) were assigned to, for the cells whose
+    label the bound below leaves open; the others keep their label. ``iou_floor`` (N,): a lower bound of each
+    labelled cell's IoU with its B_k; ``moved`` (K,): IoU(B_k, R_k); ``others`` (K, K): the refined boxes' IoUs
+    with each other, diagonal 0. The Jaccard distance is a metric, so IoU(c, R_k) >= IoU(c, B_k) + IoU(B_k, R_k) - 1:
+    a cell whose bound exceeds both the settling IoU of ``assign_from_guess`` for R_k and t_iou (each plus
+    JACCARD_MARGIN) is labelled k by the full assignment too. Returns (labels (N,) int32, IoU floor (N,))."""
+    k = len(refined)
+    shift = np.empty(k + 1)  # per label: IoU(B_k, R_k) - 1 (label 0: far below any threshold, never proved)
+    shift[0] = -4.0
+    np.subtract(moved, 1, out=shift[1:])
+    need = np.full(k + 1, t_iou + JACCARD_MARGIN)  # per label: the IoU with R_k that proves the label
+    settle = others.max(axis=1)
+    settle += 1
+    settle /= 2
+    settle += JACCARD_MARGIN
+    np.maximum(need[1:], settle, out=need[1:])
+    floor = np.take(shift, index)
+    floor += iou_floor  # lower bound of each cell's IoU with its refined box
+    proved = floor > np.take(need, index)
+    if proved.all():
+        return labels, floor
+    rest = np.flatnonzero(~proved)
+    rest_cells = CellBoxes(np.take(cells.boxes, rest, axis=1), cells.area[rest])
+    new_labels = labels.copy()
+    new_labels[rest], floor[rest] = assign_from_guess(rest_cells, refined, index[rest], t_iou, others)
+    return new_labels, floor
 
 
 @functools.lru_cache(maxsize=32)
@@ -434,12 +479,14 @@ def group(prob: np.ndarray, offsets: np.ndarray, stride: float, config: GrouperC
     keep = nms(peak_boxes, flat_prob[peaks], config.t_nms, config.max_instances, peak_iou)
     kept_boxes = peak_boxes[keep]
 
-    person_labels = assign_from_guess(cells, kept_boxes, guess_by_centre(kept_boxes, cells, h, w, stride),
-                                      config.t_iou, None if peak_iou is None else peak_iou[np.ix_(keep, keep)])
+    guess = guess_by_centre(kept_boxes, cells, h, w, stride)
+    person_labels, iou_floor = assign_from_guess(cells, kept_boxes, guess, config.t_iou,
+                                                 None if peak_iou is None else peak_iou[np.ix_(keep, keep)])
     if config.mode == "refine":
         for _ in range(config.refine_rounds):
-            kept_boxes, person_labels = refine_round(cells, person_labels, len(kept_boxes), config.t_nms,
-                                                     config.t_iou, config.refine_statistic)
+            kept_boxes, person_labels, iou_floor = refine_round(cells, person_labels, len(kept_boxes), config.t_nms,
+                                                                config.t_iou, config.refine_statistic, kept_boxes,
+                                                                iou_floor)
 
     counts = np.bincount(person_labels, minlength=len(kept_boxes) + 1)[1:]
     sums = np.bincount(person_labels, weights=flat_prob[person], minlength=len(kept_boxes) + 1)[1:]
