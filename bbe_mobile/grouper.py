@@ -5,7 +5,8 @@ person cells (each kept box only visits the cells that can overlap it), O(Np) fo
 round (np.partition; np.bincount for the mean statistic). Only the person cells are decoded. Each assignment
 first tries one guessed box per cell and keeps it when the Jaccard bound proves it the strict maximum
 (``assign_from_guess``): on well separated people that is one IoU per cell, and only the other cells pay for the
-full O(K) pass.
+full O(K) pass. A refinement round that keeps every box reassigns only the cells whose label the Jaccard bound
+(their IoU floor from the previous assignment) leaves open (``_reassign_certified``).
 """
 from __future__ import annotations
 

@@ -8,7 +8,8 @@ from hypothesis.extra.numpy import arrays
 
 from bbe_mobile.boxes import anchor_centers, decode_boxes, pairwise_iou
 from bbe_mobile.golden import decision_margin, read_golden
-from bbe_mobile.grouper import GrouperConfig, boxes_to_image, group, labels_to_image, mean_boxes
+from bbe_mobile.grouper import (CellBoxes, GrouperConfig, assign_from_guess, boxes_to_image, group, labels_to_image,
+                                mean_boxes, refine_round)
 from conftest import GOLDEN
 
 CASES = json.loads((GOLDEN / "index.json").read_text())["cases"]
@@ -195,6 +196,30 @@ def test_mean_boxes_is_the_plain_loop(rows, labels):
         members = np.flatnonzero(labels == k)
         expected = [_plain_mean(rows[c, members].tolist()) if members.size else np.nan for c in range(4)]
         np.testing.assert_array_equal(means[k - 1], expected)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.integers(3, 6), st.integers(0, 2**32 - 1), st.sampled_from([0.02, 0.1, 0.3]),
+       st.sampled_from([0.0, 0.3, 0.6]), st.sampled_from(["median", "mean"]))
+def test_refine_round_proof_keeps_the_labels(k, seed, noise, t_iou, statistic):
+    """The reassignment that skips the cells the Jaccard bound proves (given the previous boxes and IoU floors)
+    gives the boxes and labels of the full one, and its floors are lower bounds of the cells' IoUs with their boxes.
+    Cells are noisy copies of k boxes: little noise proves most cells, more noise leaves some open."""
+    rng = np.random.default_rng(seed)
+    centres, sizes = rng.uniform(0, 400, (k, 2)), rng.uniform(40, 120, (k, 2))
+    boxes = np.concatenate([centres - sizes / 2, centres + sizes / 2], axis=1)
+    owner = rng.integers(0, k, 200)
+    cells = boxes[owner] + rng.normal(0, noise, (200, 4)) * np.tile(sizes[owner], 2)
+    cells[:, 2:] = np.maximum(cells[:, 2:], cells[:, :2])
+    rows = CellBoxes.from_rows(cells.T)
+    labels, floor = assign_from_guess(rows, boxes, owner + 1, t_iou)
+    full = refine_round(rows, labels, k, 0.4, t_iou, statistic)
+    proved = refine_round(rows, labels, k, 0.4, t_iou, statistic, boxes, floor)
+    np.testing.assert_array_equal(proved[0], full[0])
+    np.testing.assert_array_equal(proved[1], full[1])
+    labelled = np.flatnonzero(proved[1])
+    iou = pairwise_iou(cells, proved[0])[labelled, proved[1][labelled] - 1]
+    assert np.all(proved[2][labelled] <= iou + 1e-12)
 
 
 @settings(max_examples=40, deadline=None)
