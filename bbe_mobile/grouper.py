@@ -327,6 +327,17 @@ def guess_by_centre(boxes: np.ndarray, cells: CellBoxes, height: int, width: int
     return np.take(grid, at[1], mode="clip")
 
 
+def _settling_ious(others: np.ndarray) -> np.ndarray:
+    """(K,) float64: for each of K boxes, the IoU above which a cell's IoU with it proves it the cell's strict
+    maximum, (1 + max_{j != k} IoU(k, j)) / 2 + JACCARD_MARGIN (``assign_from_guess``); ``others`` (K, K): the
+    boxes' IoUs with each other, diagonal 0."""
+    settle = others.max(axis=1)
+    settle += 1
+    settle /= 2
+    settle += JACCARD_MARGIN
+    return settle
+
+
 def assign_from_guess(cells: CellBoxes, boxes: np.ndarray, guess: np.ndarray, t_iou: float,
                       box_iou: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``assign_cells`` of ``cells`` against ``boxes`` (K, 4), starting from a guessed box per cell (``guess`` (N,)
@@ -351,9 +362,7 @@ def assign_from_guess(cells: CellBoxes, boxes: np.ndarray, guess: np.ndarray, t_
     table[4] = np.maximum(table[2] - table[0], 0) * np.maximum(table[3] - table[1], 0)
     settle = table[5]
     settle[0] = 2.0
-    np.add(others.max(axis=1), 1, out=settle[1:])
-    settle[1:] /= 2
-    settle[1:] += JACCARD_MARGIN
+    settle[1:] = _settling_ious(others)
     guessed = np.take(table, guess, axis=1)
     overlap = np.minimum(cells.boxes[2:], guessed[2:4])  # (2, N): x and y extents of the intersections
     overlap -= np.maximum(cells.boxes[:2], guessed[:2], out=guessed[:2])
@@ -429,11 +438,7 @@ def _reassign_certified(cells: CellBoxes, refined: np.ndarray, labels: np.ndarra
     shift[0] = -4.0
     np.subtract(moved, 1, out=shift[1:])
     need = np.full(k + 1, t_iou + JACCARD_MARGIN)  # per label: the IoU with R_k that proves the label
-    settle = others.max(axis=1)
-    settle += 1
-    settle /= 2
-    settle += JACCARD_MARGIN
-    np.maximum(need[1:], settle, out=need[1:])
+    np.maximum(need[1:], _settling_ious(others), out=need[1:])
     floor = np.take(shift, index)
     floor += iou_floor  # lower bound of each cell's IoU with its refined box
     proved = floor > np.take(need, index)
