@@ -367,7 +367,7 @@ def assign_from_guess(cells: CellBoxes, boxes: np.ndarray, guess: np.ndarray, t_
     overlap = np.minimum(cells.boxes[2:], guessed[2:4])  # (2, N): x and y extents of the intersections
     overlap -= np.maximum(cells.boxes[:2], guessed[:2], out=guessed[:2])
     np.maximum(overlap, 0, out=overlap)
-    iou = np.multiply(overlap[0], overlap[1], out=guessed[0])  # intersection
+    iou = np.multiply(overlap[0], overlap[1])  # intersection (its own array: returned, guessed is not kept alive)
     union = np.add(cells.area, guessed[4], out=guessed[4])
     union -= iou
     if not table[4].min() >= 1e-300:  # else union >= box area * (1 - 2^-52) > 0 (see assign_cells)
