@@ -2,7 +2,7 @@
 
 Cost: O(H·W) for the peaks, O(Nc·K) for NMS (K <= max_instances kept), O(Np·K) for each assignment of the Np
 person cells (each kept box only visits the cells that can overlap it), O(Np) for the medians of a refinement
-round (np.partition; np.bincount for the mean statistic). Only the person cells are decoded. Each assignment
+round (np.partition; np.add.at for the mean statistic). Only the person cells are decoded. Each assignment
 first tries one guessed box per cell and keeps it when the Jaccard bound proves it the strict maximum
 (``assign_from_guess``): on well separated people that is one IoU per cell, and only the other cells pay for the
 full O(K) pass. A refinement round that keeps every box reassigns only the cells whose label the Jaccard bound
@@ -289,14 +289,23 @@ def median_boxes(cell_boxes: np.ndarray | CellBoxes, labels: np.ndarray, label_c
 
 def mean_boxes(cell_boxes: np.ndarray | CellBoxes, labels: np.ndarray, label_counts: np.ndarray) -> np.ndarray:
     """Per-coordinate mean (docs/grouper.md, "Refine") of the cell boxes (4, N) labelled 1..count -> (count, 4)
-    float64: each coordinate summed in float64 in the order of the cells (np.bincount adds its weights one by one
-    in input order), then divided by the cell count; a label without cells gets NaN. ``label_counts``:
-    ``np.bincount(labels, minlength=count + 1)``."""
+    float64: each coordinate summed in float64 in the order of the cells, then divided by the cell count; a label
+    without cells gets NaN. ``label_counts``: ``np.bincount(labels, minlength=count + 1)``. The sums run on the
+    complex pairs x1 + i·x2 and y1 + i·y2: np.add.at adds its values one by one in input order and a complex
+    addition adds the two parts separately, so each coordinate gets exactly its own float64 sum, two at a time (a
+    float64 sum per coordinate waits on its previous addition into the same label: half the waits)."""
     rows = cell_boxes.boxes if isinstance(cell_boxes, CellBoxes) else np.asarray(cell_boxes, np.float64)
     count = len(label_counts) - 1
+    pairs = np.empty((2, rows.shape[1]), np.complex128)  # (2, N): x1 + i·x2, y1 + i·y2
+    parts = pairs.view(np.float64).reshape(2, -1, 2)
+    parts[:, :, 0] = rows[:2]
+    parts[:, :, 1] = rows[2:]
+    sums = np.zeros((2, count + 1), np.complex128)
+    np.add.at(sums[0], labels, pairs[0])
+    np.add.at(sums[1], labels, pairs[1])
     means = np.empty((count, 4))
-    for c in range(4):
-        means[:, c] = np.bincount(labels, weights=rows[c], minlength=count + 1)[1:]
+    means[:, :2] = sums[:, 1:].real.T
+    means[:, 2:] = sums[:, 1:].imag.T
     with np.errstate(invalid="ignore", divide="ignore"):  # 0 / 0: a label without cells, NaN
         means /= label_counts[1:, None]
     return means
