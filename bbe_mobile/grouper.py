@@ -340,7 +340,7 @@ def _settling_ious(others: np.ndarray) -> np.ndarray:
     """(K,) float64: for each of K boxes, the IoU above which a cell's IoU with it proves it the cell's strict
     maximum, (1 + max_{j != k} IoU(k, j)) / 2 + JACCARD_MARGIN (``assign_from_guess``); ``others`` (K, K): the
     boxes' IoUs with each other, diagonal 0."""
-    settle = others.max(axis=1)
+    settle = others.max(axis=1, initial=0.0)  # K = 0 (max_instances 0): empty
     settle += 1
     settle /= 2
     settle += JACCARD_MARGIN

@@ -143,7 +143,7 @@ def tied_maps(draw):
 
 @settings(max_examples=120, deadline=None)
 @given(st.one_of(maps(), tied_maps()), st.sampled_from(["paper", "refine"]), st.integers(1, 3),
-       st.sampled_from([0.0, 0.2, 0.3, 0.5]), st.integers(1, 6), st.sampled_from(["median", "mean"]))
+       st.sampled_from([0.0, 0.2, 0.3, 0.5]), st.integers(0, 6), st.sampled_from(["median", "mean"]))
 def test_grouper_matches_the_reference(m, mode, rounds, t_iou, max_instances, statistic):
     prob, offsets = m
     config = GrouperConfig(t_iou=t_iou, max_instances=max_instances, mode=mode, refine_rounds=rounds,
