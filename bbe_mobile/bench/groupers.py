@@ -34,8 +34,9 @@ def bench_case_names(golden_dir: Path = GOLDEN_DIR) -> list[str]:
 
 def time_numpy_grouper(runs: int = 200, warmup: int = 20, golden_dir: Path = GOLDEN_DIR) -> dict:
     """Time ``group`` on every benchmark case (labels checked against the golden ones) -> bbe-bench/1 dict. The
-    runs are interleaved (one call per case per round), so that the load of a busy host spreads over all cases
-    and the two modes of a map compare fairly."""
+    runs are interleaved (one call per case per round, the cases in a new seeded random order each round), so
+    that the load of a busy host and the cache state a case inherits from the one before it (a 257x257 case
+    evicts a 129x129 case's arrays) spread over all cases alike, and the two modes of a map compare fairly."""
     cases = []
     for name in bench_case_names(golden_dir):
         doc, prob, offsets, labels = read_golden(golden_dir, name)
@@ -45,8 +46,10 @@ def time_numpy_grouper(runs: int = 200, warmup: int = 20, golden_dir: Path = GOL
         if not np.array_equal(out.labels, labels):
             raise RuntimeError(f"NumPy grouper disagrees with golden case {name}")
         cases.append((name, doc, prob, offsets, config, []))
+    order = np.random.default_rng(0)
     for _ in range(runs):
-        for _, doc, prob, offsets, config, samples in cases:
+        for i in order.permutation(len(cases)):
+            _, doc, prob, offsets, config, samples = cases[i]
             t0 = time.perf_counter()
             group(prob, offsets, doc["stride"], config)
             samples.append((time.perf_counter() - t0) * 1e3)
