@@ -20,11 +20,12 @@ VARIANTS = [(target, precision) for target in export.TARGETS for precision in ex
 # Variants that fail verification on the bundled model, with the measured reason (docs/export.md). strict: once
 # a better model passes, the test fails until the entry is removed.
 KNOWN_FAILING: dict[tuple[str, str], str] = {
-    ("tflite", "dynamic-int8"): "8-bit weights move instances: instance IoU 0.782 < 0.9 (docs/export.md)",
-    ("tflite", "int8"): "post-training full int8 moves instances: instance IoU 0.766 < 0.9 (docs/export.md)",
-    ("tflite", "int8-selective"): "full int8 with 30 ops in float keeps the AP, not the instances: 0.874 < 0.9",
-    ("coreml", "int8"): "8-bit linear weights move instances: instance IoU 0.828 < 0.9",
-    ("coreml", "palette4"): "4-bit ASPP/decoder palettes: instance IoU 0.739 < 0.85",
+    ("tflite", "dynamic-int8"): "8-bit weights move instances: instance IoU 0.864 < 0.9 (docs/export.md)",
+    ("tflite", "int8"): "post-training full int8 moves instances: instance IoU 0.839 < 0.9 (docs/export.md)",
+    ("tflite", "int8-selective"): "full int8 with 30 ops in float changes the count on 8 of 20 images (0.40 > 0.30)",
+    ("coreml", "fp16"): "fp16 changes the instance count on 3 of 20 images (0.15 > 0.10; instance IoU 0.993)",
+    ("coreml", "int8"): "8-bit linear weights move instances: instance IoU 0.878 < 0.9",
+    ("coreml", "palette4"): "4-bit ASPP/decoder palettes: instance IoU 0.826 < 0.85",
 }
 
 

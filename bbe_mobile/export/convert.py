@@ -34,8 +34,9 @@ PRECISIONS = {
     "onnx": ("fp32",),
 }
 # Without --precision, convert tries each target's chain from the fastest and writes the first that passes
-# verification (docs/export.md, "Default precision").
-DEFAULT_CHAIN = {"tflite": ("int8", "int8-selective", "dynamic-int8", "fp16"), "coreml": ("int8", "fp16"), "onnx": ("fp32",)}
+# verification (docs/export.md, "Default precision"); each chain ends with fp32, the most faithful variant.
+DEFAULT_CHAIN = {"tflite": ("int8", "int8-selective", "dynamic-int8", "fp16", "fp32"),
+                 "coreml": ("int8", "fp16", "fp32"), "onnx": ("fp32",)}
 SUFFIX = {"tflite": ".tflite", "coreml": ".mlpackage", "onnx": ".onnx"}
 
 
