@@ -106,7 +106,10 @@ def _check_inputs(prob: np.ndarray, offsets: np.ndarray, stride: float) -> tuple
 def _decode_cells(offsets: np.ndarray, cells: np.ndarray, width: int, stride: float, anchor: Anchor) -> np.ndarray:
     """Decoded boxes of the flat cell indices ``cells`` of a float32 (H, W, 4) offsets map, coordinate-major:
     (4, N) float64 rows x1, y1, x2, y2 (float32 offsets widened exactly, docs/grouper.md step 1)."""
-    centres = np.array(np.divmod(cells, width)[::-1], np.float64)  # (2, N) column, row
+    row = cells // width
+    centres = np.empty((2, len(cells)))  # (2, N) column, row
+    np.subtract(cells, row * width, out=centres[0])
+    centres[1] = row
     centres += 0.5
     centres *= stride
     # one 16-byte gather per cell (a (N, 4) float32 row gather is ~10x slower), then float64 rows
@@ -124,13 +127,20 @@ def float32_threshold(t: float) -> np.float32:
 def find_peaks(prob: np.ndarray, t_c: float) -> np.ndarray:
     """Flat raster indices of cells with p >= t_c and p >= each in-map 8-neighbour, ascending. ``prob`` may be
     float32: the comparisons are exact (t_c is compared in float64)."""
-    # 3x3 maximum over in-map cells: along rows (max of each cell and its right neighbour, then of that and the
-    # left neighbour), then the same along columns
-    rows = np.empty_like(prob)
-    np.maximum(prob[:, :-1], prob[:, 1:], out=rows[:, :-1])
-    rows[:, -1] = prob[:, -1]
-    np.maximum(rows[:, 1:], prob[:, :-1], out=rows[:, 1:])
-    window = np.empty_like(prob)
+    # 3x3 maximum over in-map cells: along rows on the flat map (each cell with its right, then its left
+    # neighbour: long contiguous runs, where 2-D row slices run one short loop per row), the row ends, which took a
+    # cell of the next or previous row, redone per column; then the same along columns
+    h, w = prob.shape
+    rows = np.empty(prob.shape, prob.dtype)
+    if w > 1:
+        flat, flat_rows = prob.ravel(), rows.reshape(-1)
+        np.maximum(flat[:-1], flat[1:], out=flat_rows[:-1])
+        np.maximum(flat_rows[1:-1], flat[:-2], out=flat_rows[1:-1])
+        np.maximum(prob[:, 0], prob[:, 1], out=rows[:, 0])
+        np.maximum(prob[:, -1], prob[:, -2], out=rows[:, -1])
+    else:
+        rows[:] = prob
+    window = np.empty_like(rows)
     np.maximum(rows[:-1], rows[1:], out=window[:-1])
     window[-1] = rows[-1]
     np.maximum(window[1:], rows[:-1], out=window[1:])
