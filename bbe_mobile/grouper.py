@@ -145,10 +145,9 @@ def find_peaks(prob: np.ndarray, t_c: float) -> np.ndarray:
     np.maximum(rows[:-1], rows[1:], out=window[:-1])
     window[-1] = rows[-1]
     np.maximum(window[1:], rows[:-1], out=window[1:])
-    if prob.dtype != np.float32:
-        return np.flatnonzero((prob >= np.float64(t_c)) & (prob >= window))
-    np.maximum(window, float32_threshold(t_c), out=window)  # p >= max(window, t_c): p >= window and p >= t_c
-    return np.flatnonzero(prob >= window)
+    peak = prob >= window
+    peak &= prob >= (float32_threshold(t_c) if prob.dtype == np.float32 else np.float64(t_c))
+    return np.flatnonzero(peak)
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, t_nms: float, max_keep: int,
