@@ -203,7 +203,7 @@ class CellBoxes:
     def from_rows(cls, boxes: np.ndarray) -> "CellBoxes":
         boxes = np.ascontiguousarray(boxes, dtype=np.float64)
         size = np.subtract(boxes[2:], boxes[:2])  # width, height
-        np.maximum(size, 0, out=size)
+        _clamp_at_zero(size)
         return cls(boxes, np.multiply(size[0], size[1]))
 
     @functools.cached_property
@@ -213,6 +213,12 @@ class CellBoxes:
         if starts.size == 0:
             return np.zeros((2, 0)), np.zeros((2, 0))
         return np.minimum.reduceat(self.boxes[:2], starts, axis=1), np.maximum.reduceat(self.boxes[2:], starts, axis=1)
+
+
+def _clamp_at_zero(values: np.ndarray) -> np.ndarray:
+    """``np.maximum(values, 0)`` in place for a float64 array: against a zero array, which runs about twice as fast as
+    against the scalar here (NumPy 2.4)."""
+    return np.maximum(values, np.zeros(values.shape), out=values)
 
 
 def _as_cell_boxes(cell_boxes: np.ndarray | CellBoxes) -> CellBoxes:
@@ -391,7 +397,7 @@ def assign_from_guess(cells: CellBoxes, boxes: np.ndarray, guess: np.ndarray, t_
     guessed = np.take(table, guess, axis=1)
     overlap = np.minimum(cells.boxes[2:], guessed[2:4])  # (2, N): x and y extents of the intersections
     overlap -= np.maximum(cells.boxes[:2], guessed[:2], out=guessed[:2])
-    np.maximum(overlap, 0, out=overlap)
+    _clamp_at_zero(overlap)
     iou = np.multiply(overlap[0], overlap[1])  # intersection (its own array: returned, guessed is not kept alive)
     union = np.add(cells.area, guessed[4], out=guessed[4])
     union -= iou
@@ -512,15 +518,16 @@ def group(prob: np.ndarray, offsets: np.ndarray, stride: float, config: GrouperC
 
     guess = guess_by_centre(kept_boxes, cells, h, w, stride)
     person_labels, iou_floor = assign_from_guess(cells, kept_boxes, guess, config.t_iou,
-                                                 None if peak_iou is None else peak_iou[np.ix_(keep, keep)])
+                                                 None if peak_iou is None else peak_iou[keep][:, keep])
     if config.mode == "refine":
         for _ in range(config.refine_rounds):
             kept_boxes, person_labels, iou_floor = refine_round(cells, person_labels, len(kept_boxes), config.t_nms,
                                                                 config.t_iou, config.refine_statistic, kept_boxes,
                                                                 iou_floor)
 
-    counts = np.bincount(person_labels, minlength=len(kept_boxes) + 1)[1:]
-    sums = np.bincount(person_labels, weights=flat_prob[person], minlength=len(kept_boxes) + 1)[1:]
+    index = person_labels.astype(np.intp)  # bincount converts other integer types on every call
+    counts = np.bincount(index, minlength=len(kept_boxes) + 1)[1:]
+    sums = np.bincount(index, weights=flat_prob[person], minlength=len(kept_boxes) + 1)[1:]
     present = counts > 0
     labels = np.zeros(h * w, np.int32)
     if present.all():
@@ -528,7 +535,7 @@ def group(prob: np.ndarray, offsets: np.ndarray, stride: float, config: GrouperC
         return Instances(labels.reshape(h, w), kept_boxes.astype(np.float32), (sums / counts).astype(np.float32))
     renumber = np.zeros(len(kept_boxes) + 1, np.int32)
     renumber[1:][present] = np.arange(1, int(present.sum()) + 1, dtype=np.int32)
-    labels[person] = renumber[person_labels]
+    labels[person] = renumber[index]
     return Instances(
         labels.reshape(h, w),
         kept_boxes[present].astype(np.float32),
