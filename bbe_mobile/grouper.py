@@ -11,7 +11,6 @@ full O(K) pass. A refinement round that keeps every box reassigns only the cells
 from __future__ import annotations
 
 import functools
-import math
 import numbers
 from dataclasses import dataclass
 
@@ -131,9 +130,8 @@ def find_peaks(prob: np.ndarray, t_c: float) -> np.ndarray:
     # 3x3 maximum over in-map cells: along rows on the flat map (each cell with its right, then its left
     # neighbour: long contiguous runs, where 2-D row slices run one short loop per row), the row ends, which took a
     # cell of the next or previous row, redone per column; then the same along columns
-    h, w = prob.shape
     rows = np.empty(prob.shape, prob.dtype)
-    if w > 1:
+    if prob.shape[1] > 1:
         flat, flat_rows = prob.ravel(), rows.reshape(-1)
         np.maximum(flat[:-1], flat[1:], out=flat_rows[:-1])
         np.maximum(flat_rows[1:-1], flat[:-2], out=flat_rows[1:-1])
@@ -330,25 +328,19 @@ def mean_boxes(cell_boxes: np.ndarray | CellBoxes, labels: np.ndarray, label_cou
 REFINE_BOXES = {"median": median_boxes, "mean": mean_boxes}  # refine_statistic -> its per-label box function
 
 
-def _central_cells(low: float, high: float, stride: float, limit: int) -> slice:
-    """On one axis, the cells (of ``stride`` input pixels, 0..limit - 1) of the central half of a box's extent
-    [low, high] (input pixels): floor of its start to floor of its end, inclusive, clipped; none when not finite.
-    Python floats: for the K boxes, cheaper than NumPy calls on (K, 2) arrays."""
-    centre, quarter = (low + high) / (2 * stride), (high - low) / (4 * stride)
-    first, last = centre - quarter, centre + quarter
-    if not (math.isfinite(first) and math.isfinite(last)):
-        return slice(0, 0)
-    return slice(min(max(math.floor(first), 0), limit), min(max(math.floor(last) + 1, 0), limit))
-
-
 def guess_by_centre(boxes: np.ndarray, cells: CellBoxes, height: int, width: int, stride: float) -> np.ndarray:
     """A guessed box for each of ``cells``: the number (1-based, 0 = none) of the earliest of ``boxes`` (K, 4)
     whose central part (half its width and height) holds the centre of the cell's own box, looked up on the
     (H, W) grid of cells of ``stride`` input pixels. Only a starting point for ``assign_from_guess``: any guess gives
     the same labels, a good one saves work."""
     grid = np.zeros((height, width), np.int32)
-    for k, (x1, y1, x2, y2) in reversed(list(enumerate(boxes.tolist(), 1))):  # the earliest box painted last
-        grid[_central_cells(y1, y2, stride, height), _central_cells(x1, x2, stride, width)] = k
+    centre = (boxes[:, :2] + boxes[:, 2:]) / (2 * stride)  # (K, 2) x, y in cells
+    quarter = (boxes[:, 2:] - boxes[:, :2]) / (4 * stride)
+    limits = np.array([width, height], np.float64)
+    first = np.clip(np.floor(centre - quarter), 0, limits).astype(np.int64).tolist()
+    last = np.clip(np.floor(centre + quarter) + 1, 0, limits).astype(np.int64).tolist()
+    for k in range(len(boxes) - 1, -1, -1):  # the earliest box painted last
+        grid[first[k][1]:last[k][1], first[k][0]:last[k][0]] = k + 1
     at = np.add(cells.boxes[:2], cells.boxes[2:])
     at *= 0.5 / stride
     with np.errstate(invalid="ignore"):  # a centre outside the map gives some cell, even past 2^63: a worse guess
