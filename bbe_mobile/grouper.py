@@ -336,18 +336,22 @@ def guess_by_centre(boxes: np.ndarray, cells: CellBoxes, height: int, width: int
     grid = np.zeros((height, width), np.int32)
     centre = (boxes[:, :2] + boxes[:, 2:]) / (2 * stride)  # (K, 2) x, y in cells
     quarter = (boxes[:, 2:] - boxes[:, :2]) / (4 * stride)
-    limits = np.array([width, height], np.float64)
-    first = np.clip(np.floor(centre - quarter), 0, limits).astype(np.int64).tolist()
-    last = np.clip(np.floor(centre + quarter) + 1, 0, limits).astype(np.int64).tolist()
+    ends = np.empty((2,) + centre.shape)  # first and last + 1 cell of each central part
+    np.subtract(centre, quarter, out=ends[0])
+    np.add(centre, quarter, out=ends[1])
+    np.floor(ends, out=ends)
+    ends[1] += 1
+    np.clip(ends, 0, np.array([width, height], np.float64), out=ends)
+    first, last = ends.astype(np.int64).tolist()
     for k in range(len(boxes) - 1, -1, -1):  # the earliest box painted last
         grid[first[k][1]:last[k][1], first[k][0]:last[k][0]] = k + 1
-    at = np.add(cells.boxes[:2], cells.boxes[2:])
+    at = np.add(cells.boxes[:2], cells.boxes[2:])  # (2, N): the cells' box centres, in cells, truncated
     at *= 0.5 / stride
-    with np.errstate(invalid="ignore"):  # a centre outside the map gives some cell, even past 2^63: a worse guess
-        at = at.astype(np.intp)
-    at[1] *= width
+    np.trunc(at, out=at)
+    at[1] *= width  # flat index in float64 (exact below 2^53), cast once
     at[1] += at[0]
-    return np.take(grid, at[1], mode="clip")
+    with np.errstate(invalid="ignore"):  # a centre outside the map gives some cell, even past 2^63: a worse guess
+        return np.take(grid, at[1].astype(np.intp), mode="clip")
 
 
 def _settling_ious(others: np.ndarray) -> np.ndarray:
