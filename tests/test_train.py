@@ -15,7 +15,7 @@ from bbe_mobile.boxes import box_area, decode_boxes, pairwise_iou
 from bbe_mobile.modeling.bundle import load_bundle
 from bbe_mobile.modeling.network import ModelConfig
 from bbe_mobile.training.data import AugmentConfig, CocoPersons
-from bbe_mobile.training.train import TrainConfig, TrainError, bbe_losses, giou_per_cell, train
+from bbe_mobile.training.train import TrainConfig, TrainError, bbe_losses, giou_per_cell, restore_newest_intact, train
 
 TINY = ModelConfig(alpha=0.35, aspp_filters=16, decoder_filters=16)
 FIXED = AugmentConfig(crop=64, base_size=64, scale_range=(1.0, 1.0), max_rotation_deg=0, max_translation=0,
@@ -91,6 +91,27 @@ def test_a_damaged_checkpoint_is_named_and_the_one_before_it_used(coco_train, tm
         run()
     assert "\n" not in str(info.value)
     assert sorted((p.name, p.stat().st_size) for p in tmp_path.rglob("*") if p.is_file()) == before
+
+
+def test_an_unfinished_first_checkpoint_means_starting_over(tmp_path, caplog):
+    """Killed while writing its first checkpoint (a truncated ``ckpt-2`` with its ``ckpt-2_temp`` shards still
+    there), a run has nothing to resume: ``restore_newest_intact`` says so and returns None; the same truncated
+    checkpoint without the temp directory is damage and refused."""
+    import tensorflow as tf
+
+    ckpts = tmp_path / "checkpoints"
+    checkpoint = tf.train.Checkpoint(v=tf.Variable(tf.range(1000, dtype=tf.float32)))
+    checkpoint.write(str(ckpts / "ckpt-2"))
+    data = next(ckpts.glob("ckpt-2.data-*"))
+    data.write_bytes(data.read_bytes()[:100])
+    (ckpts / "ckpt-2_temp").mkdir()
+    with caplog.at_level("WARNING", logger="bbe_mobile.training.train"):
+        assert restore_newest_intact(checkpoint, ckpts) is None
+    assert [r.getMessage().split(" (")[0] for r in caplog.records] == [
+        f"checkpoint {ckpts / 'ckpt-2'} was being written when its run stopped"]
+    (ckpts / "ckpt-2_temp").rmdir()
+    with pytest.raises(TrainError, match="no intact checkpoint"):
+        restore_newest_intact(checkpoint, ckpts)
 
 
 @pytest.mark.slow

@@ -244,8 +244,10 @@ def checkpoint_steps(directory: str | os.PathLike) -> list[int]:
 def restore_newest_intact(checkpoint, directory: Path) -> str | None:
     """Restore ``checkpoint`` from the newest intact ``ckpt-N`` in ``directory`` (found from the files, so a
     damaged ``checkpoint`` state file does not hide them); each damaged one is logged (this module's logger,
-    WARNING) and skipped. Returns the prefix restored, None if there is none; TrainError if checkpoints exist
-    but none is intact."""
+    WARNING) and skipped. A checkpoint that does not read back while its ``ckpt-N_temp`` directory is still there
+    was being written when its run stopped (TF writes the shards there, merges them into ``ckpt-N.*``, then
+    removes it): it is skipped as never written. Returns the prefix restored, None if there is none (or only
+    unfinished ones); TrainError if written checkpoints exist but none is intact."""
     problems = []
     for step in checkpoint_steps(directory):
         prefix = str(directory / f"ckpt-{step}")
@@ -253,6 +255,9 @@ def restore_newest_intact(checkpoint, directory: Path) -> str | None:
         if problem is None:
             checkpoint.restore(prefix).expect_partial()
             return prefix
+        if Path(prefix + "_temp").is_dir():
+            logger.warning("checkpoint %s was being written when its run stopped (%s): skipped", prefix, problem)
+            continue
         problems.append(f"ckpt-{step} ({problem})")
         logger.warning("checkpoint %s is damaged (%s): falling back to the one before it", prefix, problem)
     if problems:
