@@ -333,8 +333,8 @@ def golden(out_dir, coco_images, coco_annotations):
 @click.option("--precision", default=None, help="Comma list or 'all'. tflite: fp32, fp16, dynamic-int8, int8 (full "
               "integer, calibrated), int8-selective (int8 with the 30 worst ops in float); coreml: fp16, fp32, int8 "
               "(linear weights), palette6, palette4; onnx: fp32. Default: the fastest that passes verification, "
-              "tried in the order tflite int8, int8-selective, dynamic-int8, fp16; "
-              "coreml int8, fp16; onnx fp32.")
+              "tried in the order tflite int8, int8-selective, dynamic-int8, fp16, fp32; "
+              "coreml int8, fp16, fp32; onnx fp32 (export.convert.DEFAULT_CHAIN).")
 @click.option("--io-dtype", type=click.Choice(["float32", "int8", "uint8"]), default="float32", show_default=True,
               help="Input/output type of full-int8 TFLite (quantisation parameters go into the metadata).")
 @click.option("--out", "out_dir", default="out/export", show_default=True, type=click.Path(file_okay=False),

@@ -661,3 +661,15 @@ def test_calibration_uses_the_letterbox():
     assert len(canvases) == 3
     for f, c in zip(files, canvases):  # exactly the inference letterbox
         np.testing.assert_array_equal(c, letterbox_image(read_image(str(f)), 64)[0])
+
+
+def test_convert_help_names_the_default_chains():
+    """``convert --help`` spells out each target's default chain (a literal, to keep the CLI's import light): it
+    must follow ``DEFAULT_CHAIN``."""
+    from click.testing import CliRunner  # noqa: PLC0415
+
+    from bbe_mobile.cli import main  # noqa: PLC0415
+
+    text = " ".join(CliRunner().invoke(main, ["convert", "--help"]).output.split())
+    for target, chain in export.DEFAULT_CHAIN.items():
+        assert f"{target} {', '.join(chain)}" in text
