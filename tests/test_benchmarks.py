@@ -181,13 +181,17 @@ def test_choose_threshold_regroups_one_set_of_maps_per_value(tiny_bundle, capsys
     calls = []
     forward = bench.Predictor.forward
     monkeypatch.setattr(bench.Predictor, "forward", lambda self, image: calls.append(1) or forward(self, image))
-    bench.main(["--model", str(tiny_bundle), "--size", "64", "--param", "t_nms", "--values", "0.3,0.5"])
+    bench.main(["--model", str(tiny_bundle), "--size", "64", "--param", "t_nms", "--values", "0.3,0.5",
+                "--modes", "paper,refine-mean"])
     lines = capsys.readouterr().out.splitlines()
     images = int(lines[0].split()[0])
-    assert lines[1].split() == ["t_nms", "AP", "AP50", "AR100"]
-    assert [line.split()[0] for line in lines[2:4]] == ["0.30", "0.50"]
-    assert lines[4].startswith("best t_nms ")
+    assert lines[1].split() == ["t_nms", "mode", "AP", "AP50", "AR100"]
+    assert [line.split()[:2] for line in lines[2:6]] == [["0.30", "paper"], ["0.50", "paper"],
+                                                         ["0.30", "refine-mean"], ["0.50", "refine-mean"]]
+    assert lines[6].startswith("best paper t_nms ") and "; refine-mean t_nms " in lines[6]
     assert len(calls) == images > 0
+    with pytest.raises(SystemExit):
+        bench.main(["--model", str(tiny_bundle), "--modes", "paper,fancy"])
 
 
 @pytest.mark.slow

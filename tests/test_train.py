@@ -177,6 +177,19 @@ def test_init_model_with_other_architecture_is_refused(coco_train, tmp_path, tin
 
 
 @pytest.mark.slow
+def test_init_model_fine_tunes_at_another_output_stride(coco_train, tmp_path, tiny_bundle):
+    """The output stride changes dilations, not weights: a stride-16 bundle starts a stride-8 run with its weights."""
+    at_8 = ModelConfig(alpha=0.35, aspp_filters=16, decoder_filters=16, output_stride=8)
+    train([_handful(coco_train, 2)], tmp_path, at_8, TrainConfig(steps1=1, steps2=0, lr1=0.0, batch_size=2),
+          FIXED, input_size=64, init_model=tiny_bundle, progress=False)
+    tuned, source = load_bundle(str(tmp_path)), load_bundle(tiny_bundle)
+    assert tuned.config == at_8
+    for mine, theirs in zip(tuned.model.weights, source.model.weights, strict=True):
+        if "moving" not in mine.path:  # lr 0: only the heads' batch-norm statistics move
+            np.testing.assert_array_equal(mine.numpy(), theirs.numpy(), err_msg=mine.path)
+
+
+@pytest.mark.slow
 def test_mirrored_strategy_on_two_logical_cpus(coco_train, tmp_path):
     images, annotations = coco_train
     result = subprocess.run(

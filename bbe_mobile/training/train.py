@@ -172,7 +172,8 @@ def prepare_training(model_config: ModelConfig, train_config: TrainConfig, backb
     model = build_from_config(model_config, None, backbone_weights if init_model is None else None)
     if init_model is not None:
         source = load_bundle(init_model)
-        if source.config != model_config:
+        # the output stride only sets dilations and upsampling factors, not weights: a stride-16 model fine-tunes at 8
+        if dataclasses.replace(source.config, output_stride=model_config.output_stride) != model_config:
             raise TrainError(f"--init model {init_model} has architecture {source.config}, not {model_config}")
         model.set_weights(source.model.get_weights())
     if train_config.freeze_blocks and model_config.backbone != "mobilenet_v2":
