@@ -3,7 +3,10 @@ and the first 300 single-person val images of coco-person-mini, one model, one l
 are computed once per image and cached (``--cache``, an .npz per set); each variant only regroups them.
 
 Usage: python benchmarks/grouper_modes_ap.py [--model DIR] [--size 512] [--cache DIR] [--variants a,b,...]
-Prints one Markdown row per variant: AP, AP50, AP75, APL, AR100 on each dev set.
+                                             [--versus VARIANT]
+Prints one Markdown row per variant: AP, AP50, AP75, APL, AR100 on each dev set. ``--versus paper`` adds a
+second table: each variant's AP minus that variant's on each dev set, with the spread of a paired bootstrap
+(images resampled with replacement, both groupings on the same sample): is a difference more than noise?
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from bbe_mobile.evaluate import coco_metrics, prediction_results, subset_ids  # noqa: E402
+from bbe_mobile.export.accuracy import AccuracySet, mask_ap, per_image_evaluation  # noqa: E402
 from bbe_mobile.letterbox import Letterbox, canvas_side  # noqa: E402
 from bbe_mobile.training.data import CocoPersons  # noqa: E402
 from bbe_mobile.utils.paths import COCO_MINI_VAL, COCO_MINI_VAL_ANNOTATIONS  # noqa: E402
@@ -68,8 +72,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--cache", default="/tmp/bbe_grouper_modes_cache", help="directory of the cached maps")
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, of: {', '.join(VARIANTS)}")
+    parser.add_argument("--versus", default=None, help="paired bootstrap of each variant's AP against this one")
+    parser.add_argument("--samples", type=int, default=1000, help="bootstrap samples of --versus")
     args = parser.parse_args(argv)
     names = [v.strip() for v in args.variants.split(",")]
+    if args.versus is not None and args.versus not in names:
+        names.insert(0, args.versus)
     unknown = [n for n in names if n not in VARIANTS]
     if unknown:
         parser.error(f"unknown variant(s) {unknown}; choose from {list(VARIANTS)}")
@@ -89,6 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     header = " | ".join(f"{s} {m}" for s in DEV_SETS for m in METRICS)
     print(f"model {args.model or 'bundled'}, letterbox {args.size}, base grouper {predictor.grouper}")
     print(f"| grouping | {header} |\n|---|" + "---|" * (len(DEV_SETS) * len(METRICS)))
+    per_image = {}  # (variant, set) -> pycocotools' per-image evaluations, for --versus
     for name in names:
         config = dataclasses.replace(predictor.grouper, **{**VARIANT_BASE, **VARIANTS[name]})
         row = []
@@ -97,7 +106,29 @@ def main(argv: list[str] | None = None) -> None:
                                                                   dataset.category_id)]
             metrics = coco_metrics(dataset, results, ids)
             row += [f"{metrics[m]:.3f}" for m in METRICS]
+            if args.versus is not None:
+                per_image[name, set_name] = per_image_evaluation(AccuracySet(dataset, tuple(ids)), results)
         print(f"| {name} | " + " | ".join(row) + " |", flush=True)
+    if args.versus is not None:
+        print(f"\nAP minus {args.versus}'s, paired bootstrap ({args.samples} samples): difference, std, 5-95 %")
+        print("| grouping | " + " | ".join(DEV_SETS) + " |\n|---|" + "---|" * len(DEV_SETS))
+        for name in (n for n in names if n != args.versus):
+            cells = [paired_difference(per_image[name, s], per_image[args.versus, s], args.samples) for s in DEV_SETS]
+            print(f"| {name} | " + " | ".join(f"{d:+.4f} ± {sd:.4f} ({lo:+.4f} to {hi:+.4f})"
+                                              for d, sd, lo, hi in cells) + " |", flush=True)
+
+
+def paired_difference(entries: list, reference: list, samples: int, seed: int = 0) -> tuple[float, ...]:
+    """Mask AP of ``entries`` minus that of ``reference`` (per-image evaluations of the same images), the std and
+    the 5th and 95th percentiles of the difference over ``samples`` paired bootstrap resamples of the images."""
+    rng = np.random.default_rng(seed)
+    n = len(entries)
+    differences = []
+    for _ in range(samples):
+        sample = rng.integers(0, n, n)
+        differences.append(mask_ap([entries[k] for k in sample]) - mask_ap([reference[k] for k in sample]))
+    return (mask_ap(entries) - mask_ap(reference), float(np.std(differences)),
+            float(np.percentile(differences, 5)), float(np.percentile(differences, 95)))
 
 
 if __name__ == "__main__":

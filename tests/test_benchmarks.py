@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from bbe_mobile.modeling.network import ModelConfig
@@ -211,10 +212,23 @@ def test_grouper_modes_ap_regroups_cached_maps(tiny_bundle, tmp_path, capsys, mo
             line.startswith("| refine x2")]
     assert len(rows) == 2 and all(len(row.split("|")) == 13 for row in rows)
     assert len(calls) == 32 + 300
-    bench.main(args)
+    bench.main(args[:-1] + ["refine x2", "--versus", "paper", "--samples", "20"])
     assert len(calls) == 32 + 300
+    out = capsys.readouterr().out.split("paired bootstrap (20 samples)")[1]
+    versus = [line for line in out.splitlines() if line.startswith("| refine x2")]
+    assert len(versus) == 1 and versus[0].count(" ± ") == 2 and versus[0].count(" to ") == 2
     with pytest.raises(SystemExit):
         bench.main(args[:-1] + ["median"])
+
+
+def test_paired_bootstrap_of_a_grouping_against_itself_is_zero():
+    bench = load_benchmark("grouper_modes_ap")
+    gt = {"gtIgnore": np.zeros(2), "dtScores": [0.9, 0.5], "dtMatches": np.array([[1, 0]] * 10),
+          "dtIgnore": np.zeros((10, 2))}
+    worse = {**gt, "dtMatches": np.array([[0, 1]] * 10)}
+    assert bench.paired_difference([gt, None, gt], [gt, None, gt], 50) == (0.0, 0.0, 0.0, 0.0)
+    difference, std, low, high = bench.paired_difference([gt, gt], [worse, worse], 50)
+    assert difference > 0 and low <= difference <= high and std >= 0
 
 
 def test_grouper_modes_speed_times_each_mode_and_its_ratio(capsys, monkeypatch):
