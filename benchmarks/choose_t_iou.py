@@ -55,13 +55,13 @@ def main(argv: list[str] | None = None) -> None:
         base = predictor.grouper if mode == "model" else dataclasses.replace(predictor.grouper, **MODES[mode])
         for value in (float(v) for v in args.values.split(",")):
             grouper = dataclasses.replace(base, **{args.param: value})
-            m = pooled_metrics(predictor, grouper, crowded, maps)
+            m = image_weighted_metrics(predictor, grouper, crowded, maps)
             print(f"{value:>6.2f} {mode:<14} {m['AP']:>7.3f} {m['AP50']:>7.3f} {m['AR100']:>7.3f}")
             best[mode] = max(best.get(mode, (m["AP"], value)), (m["AP"], value))
     print("best " + "; ".join(f"{mode} {args.param} {value:.2f} (AP {ap:.3f})" for mode, (ap, value) in best.items()))
 
 
-def pooled_metrics(predictor: Predictor, grouper, crowded: list, maps: list) -> dict:
+def image_weighted_metrics(predictor: Predictor, grouper, crowded: list, maps: list) -> dict:
     """Mask AP/AR of the images of every set, each set scored by pycocotools with the set's own ground truth and
     the figures weighted by image count (sets: ``(CocoPersons, ids)``; ``maps``: per set, id -> forward maps)."""
     totals, count = {}, 0
