@@ -187,7 +187,7 @@ def _grouper_options(f):
                      help="Refinement rounds of --grouper-mode refine, >= 1 (default: the model's, 1).")(f)
     f = click.option("--refine-statistic", type=click.Choice(["median", "mean"]), default=None,
                      help="Per-coordinate statistic of the refined boxes of --grouper-mode refine (default: the "
-                          "model's; mean for the bundled model, median for bundles that do not name one).")(f)
+                          "model's; median for the bundled model and for bundles that do not name one).")(f)
     return click.option("--max-instances", type=int, default=None, help="Most instances per image "
                         "(default: the model's, 20).")(f)
 
