@@ -20,7 +20,7 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from bbe_mobile.evaluate import coco_metrics, prediction_results, subset_ids  # noqa: E402
-from bbe_mobile.export.accuracy import AccuracySet, mask_ap, per_image_evaluation  # noqa: E402
+from bbe_mobile.export.accuracy import AccuracySet, mask_ap, paired_ap_differences, per_image_evaluation  # noqa: E402
 from bbe_mobile.letterbox import Letterbox, canvas_side  # noqa: E402
 from bbe_mobile.training.data import CocoPersons  # noqa: E402
 from bbe_mobile.utils.paths import COCO_MINI_VAL, COCO_MINI_VAL_ANNOTATIONS  # noqa: E402
@@ -121,12 +121,7 @@ def main(argv: list[str] | None = None) -> None:
 def paired_difference(entries: list, reference: list, samples: int, seed: int = 0) -> tuple[float, ...]:
     """Mask AP of ``entries`` minus that of ``reference`` (per-image evaluations of the same images), the std and
     the 5th and 95th percentiles of the difference over ``samples`` paired bootstrap resamples of the images."""
-    rng = np.random.default_rng(seed)
-    n = len(entries)
-    differences = []
-    for _ in range(samples):
-        sample = rng.integers(0, n, n)
-        differences.append(mask_ap([entries[k] for k in sample]) - mask_ap([reference[k] for k in sample]))
+    differences = paired_ap_differences(entries, reference, samples, seed)
     return (mask_ap(entries) - mask_ap(reference), float(np.std(differences)),
             float(np.percentile(differences, 5)), float(np.percentile(differences, 95)))
 

@@ -105,6 +105,18 @@ def mask_ap(entries: list[dict | None]) -> float:
     return float(precisions.mean())
 
 
+def paired_ap_differences(entries: list, reference: list, samples: int, seed: int = 0) -> np.ndarray:
+    """Mask AP of ``entries`` minus that of ``reference`` (per-image evaluations of the same images) on each of
+    ``samples`` paired bootstrap resamples (the images drawn with replacement, the same draw for both): (samples,)."""
+    rng = np.random.default_rng(seed)
+    n = len(entries)
+    differences = []
+    for _ in range(samples):
+        sample = rng.integers(0, n, n)
+        differences.append(mask_ap([entries[k] for k in sample]) - mask_ap([reference[k] for k in sample]))
+    return np.asarray(differences)
+
+
 def compare_accuracy(artifact_runner, reference_runner, grouper, images: AccuracySet, precision: str,
                      cache: dict | None = None, seed: int = 0) -> dict:
     """Mask AP of both runners on ``images``, the drop (reference - artifact), its bootstrap spread (images
@@ -116,12 +128,8 @@ def compare_accuracy(artifact_runner, reference_runner, grouper, images: Accurac
         cache[key] = per_image_evaluation(images, predict_results(reference_runner, grouper, images))
     reference = cache[key]
     artifact = per_image_evaluation(images, predict_results(artifact_runner, grouper, images))
-    rng = np.random.default_rng(seed)
     n = len(images.image_ids)
-    drops = []
-    for _ in range(BOOTSTRAP_SAMPLES):
-        sample = rng.integers(0, n, n)
-        drops.append(mask_ap([reference[k] for k in sample]) - mask_ap([artifact[k] for k in sample]))
+    drops = paired_ap_differences(reference, artifact, BOOTSTRAP_SAMPLES, seed)
     ap_reference, ap_artifact = mask_ap(reference), mask_ap(artifact)
     gates = precision in GATED_PRECISIONS and n >= MIN_GATING_IMAGES
     reason = ("gates this precision" if gates else
